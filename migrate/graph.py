@@ -1,0 +1,178 @@
+"""The common graph: ONNX semantics, held in memory with onnx_ir.
+
+Every reader builds one with `GraphBuilder`; every writer reads an `ir.Model`.
+Weights stay numpy arrays wrapped (not copied) by `ir.Tensor`.
+
+Each node carries where it came from in its metadata (`source.path`, e.g.
+`model.modules[3]`, and `source.class`, e.g. `cudnn.SpatialConvolution`) so that
+errors and layer-by-layer reports can name the source module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+from onnx import shape_inference
+
+from migrate.errors import ConversionError
+
+OPSET = 17
+IR_VERSION = 8
+SOURCE_PATH = "source.path"
+SOURCE_CLASS = "source.class"
+# Constant inputs up to this many elements are handed to ONNX's per-node shape
+# inference (it needs e.g. Reshape's target shape); weights are not.
+_SMALL_CONSTANT = 4096
+
+
+class GraphBuilder:
+    """Builds an onnx_ir graph node by node, inferring every output's type and shape.
+
+    Shapes are inferred as each node is added (ONNX's own per-node inference), so
+    a converter can ask `value.shape` of anything it receives.
+    """
+
+    def __init__(self, name: str = "model") -> None:
+        self.graph = ir.Graph([], [], nodes=[], opset_imports={"": OPSET}, name=name)
+        self._used_names: set[str] = set()
+        self._origin: dict[str, str] = {}
+
+    # -- naming -----------------------------------------------------------
+    def unique_name(self, hint: str) -> str:
+        base = hint or "v"
+        name, k = base, 1
+        while name in self._used_names:
+            k += 1
+            name = f"{base}_{k}"
+        self._used_names.add(name)
+        return name
+
+    # -- provenance -------------------------------------------------------
+    def set_origin(self, path: str, cls: str) -> None:
+        """Tag nodes created from now on as coming from this source module."""
+        self._origin = {SOURCE_PATH: path, SOURCE_CLASS: cls}
+
+    # -- graph pieces -----------------------------------------------------
+    def add_input(self, name: str, shape: Sequence[int], dtype: ir.DataType = ir.DataType.FLOAT):
+        value = ir.Value(
+            name=self.unique_name(name), shape=ir.Shape(list(shape)), type=ir.TensorType(dtype)
+        )
+        self.graph.inputs.append(value)
+        return value
+
+    def constant(self, array: np.ndarray, hint: str = "const") -> ir.Value:
+        """A weight or other constant, stored as an initializer (no copy of `array`)."""
+        array = np.asarray(array)
+        tensor = ir.Tensor(array, name=None)
+        value = ir.Value(
+            name=self.unique_name(hint),
+            shape=ir.Shape(list(array.shape)),
+            type=ir.TensorType(tensor.dtype),
+            const_value=tensor,
+        )
+        tensor.name = value.name
+        self.graph.register_initializer(value)
+        return value
+
+    def int64s(self, values: Sequence[int], hint: str = "shape") -> ir.Value:
+        return self.constant(np.asarray(list(values), dtype=np.int64), hint)
+
+    def op(
+        self,
+        op_type: str,
+        inputs: Sequence[ir.Value | None],
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        num_outputs: int = 1,
+        hint: str | None = None,
+    ) -> ir.Value:
+        """Append one ONNX node; returns its (first) output with type and shape set."""
+        node = ir.node(
+            op_type,
+            list(inputs),
+            dict(attributes or {}),
+            num_outputs=num_outputs,
+            metadata_props=dict(self._origin),
+        )
+        base = hint or op_type.lower()
+        node.name = self.unique_name(f"{base}_node")
+        for out in node.outputs:
+            out.name = self.unique_name(base)
+        self.graph.append(node)
+        _infer_node(node)
+        return node.outputs[0]
+
+    def set_outputs(self, values: Sequence[ir.Value]) -> None:
+        self.graph.outputs.clear()
+        seen: set[int] = set()
+        for v in values:
+            if id(v) in seen or v.is_graph_input() or v.const_value is not None:
+                # An output must be produced by a node of its own: give it one.
+                v = self.op("Identity", [v], hint="output")
+            seen.add(id(v))
+            self.graph.outputs.append(v)
+
+    def model(self, producer: str = "torch7-migrate") -> ir.Model:
+        return ir.Model(self.graph, ir_version=IR_VERSION, producer_name=producer)
+
+
+def node_origin(node: ir.Node) -> str | None:
+    """`model.modules[3] (cudnn.SpatialConvolution)` for a node made from a source module."""
+    meta = node.metadata_props
+    if SOURCE_PATH not in meta:
+        return None
+    return f"{meta[SOURCE_PATH]} ({meta.get(SOURCE_CLASS, '')})"
+
+
+def static_shape(value: ir.Value) -> tuple[int, ...]:
+    """The value's shape as ints; fails clearly when a dimension is unknown."""
+    if value.shape is None or not all(isinstance(d, int) for d in value.shape):
+        raise ConversionError(f"shape of {value.name} is not known statically ({value.shape})")
+    return tuple(int(d) for d in value.shape)
+
+
+def _infer_node(node: ir.Node) -> None:
+    """Set the node's output types and shapes with ONNX's per-node inference."""
+    proto = ir.serde.serialize_node(node)
+    input_types: dict[str, onnx.TypeProto] = {}
+    input_data: dict[str, onnx.TensorProto] = {}
+    for value in node.inputs:
+        if value is None:
+            continue
+        input_types[value.name] = _type_proto(value)
+        const = value.const_value
+        if const is not None and const.size <= _SMALL_CONSTANT:
+            input_data[value.name] = ir.serde.serialize_tensor(const)
+    schema = onnx.defs.get_schema(node.op_type, OPSET, node.domain)
+    try:
+        inferred = shape_inference.infer_node_outputs(
+            schema, proto, input_types, input_data,
+            opset_imports=[onnx.helper.make_opsetid("", OPSET)],
+        )
+    except Exception as exc:  # onnx raises its own InferenceError, or RuntimeError
+        raise ConversionError(f"{node.op_type}: {exc}".splitlines()[0]) from None
+    for out in node.outputs:
+        tp = inferred.get(out.name)
+        if tp is None or not tp.HasField("tensor_type"):
+            continue
+        out.type = ir.TensorType(ir.DataType(tp.tensor_type.elem_type))
+        if tp.tensor_type.HasField("shape"):
+            dims = [
+                d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                for d in tp.tensor_type.shape.dim
+            ]
+            out.shape = ir.Shape(dims)
+
+
+def _type_proto(value: ir.Value) -> onnx.TypeProto:
+    dtype = value.dtype if value.dtype is not None else ir.DataType.FLOAT
+    dims = None if value.shape is None else [d if isinstance(d, int) else None for d in value.shape]
+    return onnx.helper.make_tensor_type_proto(int(dtype), dims)
+
+
+def to_proto(model: ir.Model) -> onnx.ModelProto:
+    return ir.serde.serialize_model(model)

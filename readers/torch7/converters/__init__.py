@@ -1,0 +1,12 @@
+"""One file per family of Torch7 modules; importing this package registers them all."""
+
+from readers.torch7.converters import (  # noqa: F401
+    activation,
+    containers,
+    conv,
+    dropout,
+    linear,
+    normalization,
+    pooling,
+    shape,
+)

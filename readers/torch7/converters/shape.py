@@ -1,0 +1,56 @@
+"""Reshaping modules, following nn's exact batch-size rules."""
+
+import math
+
+import numpy as np
+
+from migrate.errors import ConversionError
+from readers.torch7.registry import converter
+
+
+def _sizes(module, name):
+    value = module.fields.get(name)
+    if isinstance(value, np.ndarray):
+        return [int(v) for v in value.reshape(-1)]
+    raise ConversionError(f"field '{name}' is not a size")
+
+
+@converter("nn.View")
+def view(ctx, module, x):
+    size = _sizes(module, "size")
+    shape = ctx.shape(x)
+    num_input_dims = module.get("numInputDims")
+    num_elements = math.prod(s for s in size if s >= 0)
+    # nn.View's batchsize(): the leading dims not covered by numInputDims, or the
+    # remainder of the element count, form a batch dimension.
+    ind = len(shape)
+    maxdim = int(num_input_dims) if num_input_dims is not None else ind
+    ine = math.prod(shape[ind - maxdim:])
+    if num_elements == 0 or ine % num_elements:
+        raise ConversionError(f"input of shape {list(shape)} cannot be viewed as {size}")
+    bsz = ine // num_elements
+    if -1 in size:
+        bsz = 1
+    bsz *= math.prod(shape[: ind - maxdim])
+    if bsz == 1 and (num_input_dims is None or ind <= int(num_input_dims)):
+        target = size
+    elif -1 in size:
+        target = [bsz, *size]
+    else:
+        target = [-1, *size]
+    return ctx.op("Reshape", [x, ctx.int64s(target)], hint="reshape")
+
+
+@converter("nn.Reshape")
+def reshape(ctx, module, x):
+    size = _sizes(module, "size")
+    shape = ctx.shape(x)
+    batch_mode = module.fields.get("batchMode")
+    nelement = math.prod(size)
+    if batch_mode is False or (
+        batch_mode is None and math.prod(shape) == nelement and shape[0] != 1
+    ):
+        target = size
+    else:
+        target = [-1, *size]
+    return ctx.op("Reshape", [x, ctx.int64s(target)], hint="reshape")

@@ -1,0 +1,210 @@
+"""Torch7 model file -> common graph.
+
+`read_torch7` deserializes the file (t7file), finds every module class we
+cannot convert (all of them, before converting anything), then walks the module
+tree calling one registered converter per module.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+
+import readers.torch7.converters  # noqa: F401  (registers every converter)
+from migrate.errors import ConversionError, MigrateError, UnsupportedModulesError
+from migrate.graph import GraphBuilder, static_shape
+from readers.torch7 import t7file
+from readers.torch7.module import T7Module, lua_list
+from readers.torch7.registry import lookup
+
+ROOT_PATH = "model"
+
+
+@dataclass
+class ReadResult:
+    model: ir.Model
+    root_class: str
+    module_count: int
+    notes: list[str] = field(default_factory=list)
+
+
+class BuildContext:
+    """What a converter gets: graph-building helpers plus recursion into children."""
+
+    def __init__(self, builder: GraphBuilder) -> None:
+        self.builder = builder
+        self.converted = 0
+        self.notes: list[str] = []
+        self._origin_stack: list[tuple[str, str]] = []
+
+    # -- recursion -----------------------------------------------------------
+    def convert(self, module: T7Module, x: Any) -> Any:
+        fn = lookup(module.cls)
+        if fn is None:  # find_unsupported normally reports these up front
+            raise UnsupportedModulesError([(module.path, module.cls)])
+        self._origin_stack.append((module.path, module.cls))
+        self.builder.set_origin(module.path, module.cls)
+        try:
+            out = fn(self, module, x)
+        except MigrateError as exc:
+            if exc.where is None:
+                exc.where = f"{module.path} ({module.cls})"
+            raise
+        finally:
+            self._origin_stack.pop()
+            if self._origin_stack:
+                self.builder.set_origin(*self._origin_stack[-1])
+        self.converted += 1
+        return out
+
+    # -- graph helpers ---------------------------------------------------------
+    def op(self, op_type: str, inputs: Sequence[ir.Value | None], hint: str | None = None,
+           num_outputs: int = 1, **attributes: Any) -> ir.Value:
+        return self.builder.op(op_type, inputs, attributes, hint=hint, num_outputs=num_outputs)
+
+    def const(self, array: Any, hint: str = "const") -> ir.Value:
+        return self.builder.constant(np.asarray(array), hint)
+
+    def scalar(self, value: float, hint: str = "scalar") -> ir.Value:
+        return self.builder.constant(np.asarray(value, dtype=np.float32), hint)
+
+    def int64s(self, values: Sequence[int], hint: str = "shape") -> ir.Value:
+        return self.builder.int64s(values, hint)
+
+    def shape(self, x: ir.Value) -> tuple[int, ...]:
+        return static_shape(x)
+
+    def batched(self, x: ir.Value, rank: int, fn: Callable[[ir.Value], ir.Value]) -> ir.Value:
+        """Apply `fn`, written for a batched input of `rank`, to a batched or unbatched x.
+
+        Torch7 layers accept one sample without the batch dimension (e.g. CxHxW
+        for a spatial layer); ONNX ops want the batch, so add it and take it off.
+        """
+        got = len(self.shape(x))
+        if got == rank:
+            return fn(x)
+        if got == rank - 1:
+            axes = self.int64s([0], "axes")
+            y = fn(self.op("Unsqueeze", [x, axes]))
+            return self.op("Squeeze", [y, axes])
+        raise ConversionError(f"expects a {rank - 1}D or {rank}D input, got shape {self.shape(x)}")
+
+
+def iter_modules(module: T7Module) -> Iterator[T7Module]:
+    """Every module in the tree, depth first (containers before their children)."""
+    yield module
+    for child in module.children():
+        yield from iter_modules(child)
+
+
+def find_unsupported(root: T7Module) -> list[tuple[str, str]]:
+    return [(m.path, m.cls) for m in iter_modules(root) if lookup(m.cls) is None]
+
+
+# Spatial sizes tried, in order, when the input shape is not given: the first one
+# for which every layer (e.g. a View before a Linear) accepts the shape wins.
+_SPATIAL_CANDIDATES = (64, 32, 28, 224, 96, 48, 16, 24, 12, 8, 227, 256, 299)
+
+
+def candidate_input_shapes(root: T7Module) -> list[list[int]]:
+    """Plausible input shapes from the first layer that declares its input size."""
+    for m in iter_modules(root):
+        if m.has("nInputPlane") and m.has("kW"):
+            return [[1, m.int("nInputPlane"), s, s] for s in _SPATIAL_CANDIDATES]
+        if m.cls.endswith("Linear") and m.tensor("weight") is not None:
+            return [[1, m.tensor("weight").shape[1]]]
+        if m.cls.endswith("BatchNormalization") and m.tensor("running_mean") is not None:
+            n = m.tensor("running_mean").size
+            if "Spatial" in m.cls:
+                return [[1, n, s, s] for s in _SPATIAL_CANDIDATES]
+            return [[1, n]]
+        if not m.children() and m is not root:
+            break
+    raise ConversionError(
+        "cannot infer the input shape from the first layer; pass --input-shape, e.g. 1x3x224x224"
+    )
+
+
+def load_root(path: str | os.PathLike, max_bytes: int = t7file.DEFAULT_MAX_BYTES) -> T7Module:
+    obj = t7file.load(path, max_bytes=max_bytes)
+    try:
+        return T7Module(obj, ROOT_PATH)
+    except ConversionError as exc:
+        raise ConversionError(
+            "the file holds no Torch7 module (it is a plain Lua value); "
+            f"nothing to convert ({exc.message})",
+            file=os.fspath(path),
+        ) from None
+
+
+def read_torch7(
+    path: str | os.PathLike,
+    input_shapes: Sequence[Sequence[int]] | None = None,
+    max_bytes: int = t7file.DEFAULT_MAX_BYTES,
+) -> ReadResult:
+    """Deserialize a .t7 model and build the common graph for it."""
+    file = os.fspath(path)
+    root = load_root(file, max_bytes)
+    try:
+        unsupported = find_unsupported(root)
+        if unsupported:
+            raise UnsupportedModulesError(unsupported)
+        if input_shapes:
+            builder, ctx, out = _build(root, file, [list(s) for s in input_shapes])
+        else:
+            first_error: MigrateError | None = None
+            for shape in candidate_input_shapes(root):
+                try:
+                    builder, ctx, out = _build(root, file, [shape])
+                    break
+                except ConversionError as exc:
+                    first_error = first_error or exc
+            else:
+                assert first_error is not None
+                first_error.message += " (input shape was guessed: pass --input-shape)"
+                raise first_error
+    except MigrateError as exc:
+        raise exc.with_file(file) from None
+    notes = list(ctx.notes)
+    if not input_shapes:
+        guessed = ", ".join("x".join(map(str, v.shape)) for v in builder.graph.inputs)
+        notes.append(f"input shape {guessed} inferred from the first layer (--input-shape to set)")
+    if _stores_double(root):
+        notes.append("double-precision weights converted to float32")
+    return ReadResult(builder.model(), root.cls, ctx.converted, notes)
+
+
+def _build(root: T7Module, file: str, shapes: list[list[int]]):
+    builder = GraphBuilder(name=os.path.splitext(os.path.basename(file))[0] or "model")
+    ctx = BuildContext(builder)
+    names = ["data"] if len(shapes) == 1 else [f"data{i}" for i in range(1, len(shapes) + 1)]
+    inputs = [builder.add_input(n, s) for n, s in zip(names, shapes, strict=True)]
+    out = ctx.convert(root, inputs[0] if len(inputs) == 1 else inputs)
+    builder.set_outputs(_flatten(out))
+    return builder, ctx, out
+
+
+def _flatten(out: Any) -> list[ir.Value]:
+    if isinstance(out, ir.Value):
+        return [out]
+    values: list[ir.Value] = []
+    for item in out:
+        values.extend(_flatten(item))
+    return values
+
+
+def _stores_double(root: T7Module) -> bool:
+    for m in iter_modules(root):
+        for name in ("weight", "bias", "running_mean"):
+            value = m.fields.get(name)
+            if isinstance(value, np.ndarray) and value.dtype == np.float64:
+                return True
+    return False
+
+
+__all__ = ["BuildContext", "ReadResult", "read_torch7", "lua_list", "find_unsupported"]

@@ -1,0 +1,1 @@
+"""Target formats: one package per format, each reads only the common graph."""

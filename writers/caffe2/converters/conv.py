@@ -1,0 +1,31 @@
+"""Convolutions."""
+
+from migrate.errors import ConversionError
+from writers.caffe2.registry import op_converter
+
+
+def window_args(node, kernel_shape):
+    """Caffe2's 2-D window arguments from ONNX attributes (NCHW)."""
+    kh, kw = kernel_shape
+    sh, sw = node.attributes.get_ints("strides", [1, 1])
+    pt, pl, pb, pr = node.attributes.get_ints("pads", [0, 0, 0, 0])
+    return dict(kernel_h=kh, kernel_w=kw, stride_h=sh, stride_w=sw,
+                pad_t=pt, pad_l=pl, pad_b=pb, pad_r=pr, order="NCHW")
+
+
+@op_converter("Conv")
+def conv(w, node):
+    x, weight, bias = (list(node.inputs) + [None])[:3]
+    kernel = w.const(weight)
+    if kernel.ndim != 4:
+        raise ConversionError("only 2-D convolutions are supported by this writer")
+    name = w.prefix("conv")
+    inputs = [w.blob(x), w.param(kernel, f"{name}_w")]
+    if bias is not None:
+        inputs.append(w.param(w.const(bias), f"{name}_b"))
+    dh, dw = node.attributes.get_ints("dilations", [1, 1])
+    group = node.attributes.get_int("group", 1)
+    w.emit("Conv", inputs, [name], **window_args(node, kernel.shape[2:]),
+           dilation_h=dh if dh != 1 else None, dilation_w=dw if dw != 1 else None,
+           group=group if group != 1 else None)
+    w.bind(node.outputs[0], name)
