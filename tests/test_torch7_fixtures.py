@@ -17,22 +17,7 @@ from writers.onnx import write_onnx
 
 ATOL = RTOL = 1e-4
 
-# Issue 2 scope; the rest of the archive arrives with the remaining module families.
-ISSUE2_GROUPS = [
-    "a_lenet", "a_lenet_unbatched_keepstate", "b_bn1d_mlp", "d_spynet_level",
-    "h_legacy_bn_runningstd", "g_ascii_lenet", "misc_lenet_long4",
-]
-ISSUE2_LAYERS = [
-    "SpatialConvolution_s2p1", "SpatialConvolution_nobias", "SpatialConvolutionMM",
-    "SpatialMaxPooling", "SpatialMaxPooling_ceil", "SpatialMaxPooling_pad",
-    "SpatialAveragePooling", "SpatialAveragePooling_ceil_pad", "SpatialAveragePooling_excludepad",
-    "SpatialBatchNormalization", "SpatialBatchNormalization_noaffine", "BatchNormalization",
-    "ReLU", "Threshold", "Tanh", "Sigmoid", "HardTanh", "Dropout", "Dropout_v1", "SpatialDropout",
-    "View", "Reshape_batch", "Linear", "Linear_nobias", "SoftMax", "LogSoftMax",
-]
-CASES = [c for c in cases() if c.name.rsplit("_", 1)[0] in ISSUE2_GROUPS
-         or c.name in ISSUE2_GROUPS or c.name.rsplit("_", 1)[0] in
-         [f"layer_{n}" for n in ISSUE2_LAYERS]]
+CASES = cases()
 IDS = [c.name for c in CASES]
 
 

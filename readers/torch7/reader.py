@@ -208,3 +208,10 @@ def _stores_double(root: T7Module) -> bool:
 
 
 __all__ = ["BuildContext", "ReadResult", "read_torch7", "lua_list", "find_unsupported"]
+
+
+def supported_module_line() -> str:
+    """The README's list of supported module classes (kept in sync by a test)."""
+    from readers.torch7.registry import supported_classes
+
+    return ", ".join(f"`{name}`" for name in supported_classes())

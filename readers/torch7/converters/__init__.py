@@ -2,11 +2,17 @@
 
 from readers.torch7.converters import (  # noqa: F401
     activation,
+    arithmetic,
     containers,
     conv,
     dropout,
     linear,
+    nngraph,
     normalization,
+    padding,
     pooling,
+    reduce,
     shape,
+    tables,
+    upsampling,
 )

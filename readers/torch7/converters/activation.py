@@ -43,3 +43,89 @@ def log_softmax(ctx, module, x):
 def hard_tanh(ctx, module, x):
     lo, hi = module.float("min_val", -1.0), module.float("max_val", 1.0)
     return ctx.op("Clip", [x, ctx.scalar(lo, "min"), ctx.scalar(hi, "max")], hint="hardtanh")
+
+
+@converter("nn.ReLU6")
+def relu6(ctx, module, x):
+    return ctx.op("Clip", [x, ctx.scalar(0.0, "min"), ctx.scalar(6.0, "max")], hint="relu6")
+
+
+@converter("nn.LeakyReLU")
+def leaky_relu(ctx, module, x):
+    return ctx.op("LeakyRelu", [x], hint="leakyrelu", alpha=module.float("negval", 0.01))
+
+
+@converter("nn.ELU")
+def elu(ctx, module, x):
+    return ctx.op("Elu", [x], hint="elu", alpha=module.float("alpha", 1.0))
+
+
+@converter("nn.PReLU")
+def prelu(ctx, module, x):
+    weight = module.tensor("weight")
+    n = module.int("nOutputPlane", 0)
+    rank = len(ctx.shape(x))
+    if n == 0:  # one slope shared by every channel
+        slope = weight.reshape(1)
+    else:
+        # the channel dimension: 2nd of a batch, 1st of a single sample
+        channel_dim = 0 if rank in (1, 3) else 1
+        slope = weight.reshape([n] + [1] * (rank - channel_dim - 1))
+    return ctx.op("PRelu", [x, ctx.const(slope, "slope")], hint="prelu")
+
+
+@converter("nn.SoftPlus")
+def softplus(ctx, module, x):
+    # y = log(1 + exp(beta x)) / beta. nn switches to y = x above beta*x > 20,
+    # where the two differ by less than exp(-20): below float32 resolution.
+    beta = module.float("beta", 1.0)
+    if beta == 1.0:
+        return ctx.op("Softplus", [x], hint="softplus")
+    scaled = ctx.op("Mul", [x, ctx.scalar(beta, "beta")], hint="scale")
+    y = ctx.op("Softplus", [scaled], hint="softplus")
+    return ctx.op("Mul", [y, ctx.scalar(1.0 / beta, "inv_beta")], hint="scale")
+
+
+@converter("nn.Abs")
+def abs_(ctx, module, x):
+    return ctx.op("Abs", [x], hint="abs")
+
+
+@converter("nn.Exp")
+def exp(ctx, module, x):
+    return ctx.op("Exp", [x], hint="exp")
+
+
+@converter("nn.Log")
+def log(ctx, module, x):
+    return ctx.op("Log", [x], hint="log")
+
+
+@converter("nn.Sqrt")
+def sqrt(ctx, module, x):
+    return ctx.op("Sqrt", [x], hint="sqrt")
+
+
+@converter("nn.Square")
+def square(ctx, module, x):
+    return ctx.op("Mul", [x, x], hint="square")
+
+
+@converter("nn.Power")
+def power(ctx, module, x):
+    p = module.float("pow", 1.0)
+    if p == 2.0:
+        return ctx.op("Mul", [x, x], hint="square")
+    return ctx.op("Pow", [x, ctx.scalar(p, "exponent")], hint="pow")
+
+
+@converter("nn.SoftMin")
+def softmin(ctx, module, x):
+    negated = ctx.op("Neg", [x], hint="neg")
+    return ctx.op("Softmax", [negated], hint="softmin", axis=_feature_axis(ctx, negated))
+
+
+@converter("nn.SpatialSoftMax")
+def spatial_softmax(ctx, module, x):
+    # softmax over the feature maps at every pixel
+    return ctx.op("Softmax", [x], hint="softmax", axis=_feature_axis(ctx, x))

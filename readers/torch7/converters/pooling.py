@@ -13,9 +13,10 @@ def _window(module):
     )
 
 
-@converter("nn.SpatialMaxPooling")
+@converter("nn.SpatialMaxPooling", "nn.SpatialDilatedMaxPooling")
 def spatial_max_pooling(ctx, module, x):
     attrs = _window(module)
+    attrs["dilations"] = [module.int("dilationH", 1), module.int("dilationW", 1)]
     return ctx.batched(x, 4, lambda x4: ctx.op("MaxPool", [x4], hint="pool", **attrs))
 
 

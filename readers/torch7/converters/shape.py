@@ -5,6 +5,7 @@ import math
 import numpy as np
 
 from migrate.errors import ConversionError
+from readers.torch7.module import lua_list
 from readers.torch7.registry import converter
 
 
@@ -54,3 +55,39 @@ def reshape(ctx, module, x):
     else:
         target = [-1, *size]
     return ctx.op("Reshape", [x, ctx.int64s(target)], hint="reshape")
+
+
+@converter("nn.Identity")
+def identity(ctx, module, x):
+    return x
+
+
+@converter("nn.Narrow")
+def narrow(ctx, module, x):
+    shape = ctx.shape(x)
+    dim = module.int("dimension")
+    dim = len(shape) + dim + 1 if dim < 0 else dim
+    size = shape[dim - 1]
+    index, length = module.int("index"), module.int("length", 1)
+    # nn.Narrow's rules for negative length (counted from the end) and index
+    if length < 0:
+        length = size - index + length + 2
+    if index < 0:
+        index, length = 1, size - length
+    if index < 1 or length < 1 or index - 1 + length > size:
+        raise ConversionError(f"narrow({dim}, {index}, {length}) is outside a dim of {size}")
+    return ctx.op("Slice", [x, ctx.int64s([index - 1], "starts"),
+                            ctx.int64s([index - 1 + length], "ends"),
+                            ctx.int64s([dim - 1], "axes")], hint="narrow")
+
+
+@converter("nn.Transpose")
+def transpose(ctx, module, x):
+    rank = len(ctx.shape(x))
+    n_input_dims = module.get("numInputDims")
+    offset = rank - int(n_input_dims) if n_input_dims is not None else 0
+    perm = list(range(rank))
+    for pair in lua_list(module.fields.get("permutations")):
+        a, b = (int(v) + offset - 1 for v in lua_list(pair))
+        perm[a], perm[b] = perm[b], perm[a]
+    return ctx.op("Transpose", [x], hint="transpose", perm=perm)

@@ -63,3 +63,37 @@ def clip(w, node):
         if array is not None:
             bounds[key] = float(array.reshape(-1)[0])
     w.simple("Clip", "clip", node, inputs=[w.blob(x)], **bounds)
+
+
+def _unary(caffe2_type, kind, **fixed):
+    def convert(w, node):
+        w.simple(caffe2_type, kind, node, inputs=[w.blob(node.inputs[0])], **fixed)
+
+    return convert
+
+
+for _onnx, _caffe2, _kind in (
+    ("Abs", "Abs", "abs"), ("Exp", "Exp", "exp"), ("Log", "Log", "log"),
+    ("Sqrt", "Sqrt", "sqrt"), ("Neg", "Negative", "neg"), ("Softplus", "Softplus", "softplus"),
+):
+    op_converter(_onnx)(_unary(_caffe2, _kind))
+
+
+@op_converter("Elu")
+def elu(w, node):
+    w.simple("Elu", "elu", node, alpha=node.attributes.get_float("alpha", 1.0))
+
+
+@op_converter("LeakyRelu")
+def leaky_relu(w, node):
+    w.simple("LeakyRelu", "leakyrelu", node, alpha=node.attributes.get_float("alpha", 0.01))
+
+
+@op_converter("PRelu")
+def prelu(w, node):
+    x, slope = node.inputs
+    name = w.prefix("prelu")
+    # Caffe2's PRelu takes one slope per channel (or a single shared one)
+    w.emit("PRelu", [w.blob(x), w.param(w.const(slope).reshape(-1), f"{name}_slope")], [name],
+           order="NCHW")
+    w.bind(node.outputs[0], name)

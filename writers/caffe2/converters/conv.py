@@ -29,3 +29,21 @@ def conv(w, node):
            dilation_h=dh if dh != 1 else None, dilation_w=dw if dw != 1 else None,
            group=group if group != 1 else None)
     w.bind(node.outputs[0], name)
+
+
+@op_converter("ConvTranspose")
+def conv_transpose(w, node):
+    x, weight, bias = (list(node.inputs) + [None])[:3]
+    kernel = w.const(weight)
+    if kernel.ndim != 4 or node.attributes.get_int("group", 1) != 1:
+        raise ConversionError("only 2-D, ungrouped transposed convolutions are supported")
+    if node.attributes.get_ints("dilations", [1, 1]) != [1, 1]:
+        raise ConversionError("dilated transposed convolution has no Caffe2 equivalent")
+    name = w.prefix("conv_transpose")
+    inputs = [w.blob(x), w.param(kernel, f"{name}_w")]
+    if bias is not None:
+        inputs.append(w.param(w.const(bias), f"{name}_b"))
+    adj_h, adj_w = node.attributes.get_ints("output_padding", [0, 0])
+    w.emit("ConvTranspose", inputs, [name], **window_args(node, kernel.shape[2:]),
+           adj_h=adj_h or None, adj_w=adj_w or None)
+    w.bind(node.outputs[0], name)

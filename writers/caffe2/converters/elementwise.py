@@ -1,4 +1,4 @@
-"""Element-wise arithmetic and selection."""
+"""Element-wise arithmetic and selection (Caffe2 broadcasts NumPy-style by default)."""
 
 import numpy as np
 
@@ -20,14 +20,42 @@ def mul(w, node):
     w.simple("Mul", "mul", node)
 
 
-@op_converter("Add")
-def add(w, node):
-    w.simple("Add", "add", node)
+def _binary(caffe2_type, kind):
+    def convert(w, node):
+        w.simple(caffe2_type, kind, node)
+
+    return convert
 
 
-@op_converter("Greater")
-def greater(w, node):
-    w.simple("GT", "gt", node)
+for _onnx, _caffe2, _kind in (
+    ("Add", "Add", "add"), ("Sub", "Sub", "sub"), ("Div", "Div", "div"),
+    ("Greater", "GT", "gt"),
+):
+    op_converter(_onnx)(_binary(_caffe2, _kind))
+
+
+def _variadic(caffe2_type, kind):
+    def convert(w, node):
+        if len(node.inputs) == 1:
+            w.simple("Copy", "copy", node)
+        else:
+            w.simple(caffe2_type, kind, node)
+
+    return convert
+
+
+for _onnx, _caffe2, _kind in (("Sum", "Sum", "sum"), ("Max", "Max", "max"), ("Min", "Min", "min")):
+    op_converter(_onnx)(_variadic(_caffe2, _kind))
+
+
+@op_converter("Pow")
+def power(w, node):
+    x, exponent = node.inputs
+    k = _scalar(w, exponent)
+    if k is None:
+        w.simple("Pow", "pow", node)
+    else:
+        w.simple("Pow", "pow", node, inputs=[w.blob(x)], exponent=k)
 
 
 @op_converter("Where")

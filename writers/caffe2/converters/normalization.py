@@ -16,3 +16,14 @@ def batch_normalization(w, node):
     eps = node.attributes.get_float("epsilon", 1e-5)
     w.emit("SpatialBN", [w.blob(x), *params], [name], is_test=1, epsilon=eps, order="NCHW")
     w.bind(node.outputs[0], name)
+
+
+@op_converter("LRN")
+def lrn(w, node):
+    attrs = node.attributes
+    name = w.prefix("lrn")
+    # Caffe2's LRN uses alpha / size like ONNX's
+    w.emit("LRN", [w.blob(node.inputs[0])], [name, f"{name}_scale"], size=attrs.get_int("size"),
+           alpha=attrs.get_float("alpha", 1e-4), beta=attrs.get_float("beta", 0.75),
+           bias=attrs.get_float("bias", 1.0), order="NCHW")
+    w.bind(node.outputs[0], name)

@@ -1,5 +1,7 @@
 """Pooling."""
 
+import numpy as np
+
 from migrate.errors import ConversionError
 from writers.caffe2.converters.conv import window_args
 from writers.caffe2.registry import op_converter
@@ -14,8 +16,6 @@ def _pool(w, node, op_type, kind, **extra):
     kernel = node.attributes.get_ints("kernel_shape")
     if len(kernel) != 2:
         raise ConversionError("only 2-D pooling is supported by this writer")
-    if node.attributes.get_ints("dilations", [1, 1]) != [1, 1]:
-        raise ConversionError("dilated pooling has no Caffe2 equivalent")
     args = window_args(node, kernel)
     if node.attributes.get_int("ceil_mode", 0):
         if (args["pad_t"], args["pad_l"]) != (args["pad_b"], args["pad_r"]):
@@ -26,7 +26,45 @@ def _pool(w, node, op_type, kind, **extra):
 
 @op_converter("MaxPool")
 def max_pool(w, node):
-    _pool(w, node, "MaxPool", "pool")
+    if node.attributes.get_ints("dilations", [1, 1]) != [1, 1]:
+        _dilated_max_pool(w, node)
+    else:
+        _pool(w, node, "MaxPool", "pool")
+
+
+def _dilated_max_pool(w, node):
+    """Caffe2's pooling has no dilation: take the max of the kernel's shifted,
+    strided views of the (-inf padded) input instead."""
+    x = node.inputs[0]
+    n, c, h, w_in = w.shape(x)
+    out_h, out_w = w.shape(node.outputs[0])[2:]
+    kh, kw = node.attributes.get_ints("kernel_shape")
+    sh, sw = node.attributes.get_ints("strides", [1, 1])
+    dh, dw = node.attributes.get_ints("dilations")
+    pt, pl = node.attributes.get_ints("pads", [0, 0, 0, 0])[:2]
+    span_h, span_w = (out_h - 1) * sh + 1, (out_w - 1) * sw + 1
+    need_h, need_w = span_h + (kh - 1) * dh, span_w + (kw - 1) * dw
+    name = w.prefix("pool")
+    blob = w.blob(x)
+    pb, pr = max(need_h - h - pt, 0), max(need_w - w_in - pl, 0)
+    if pt or pl or pb or pr:
+        w.emit("PadImage", [blob], [f"{name}_padded"], pad_t=pt, pad_l=pl, pad_b=pb, pad_r=pr,
+               mode="constant", value=float(np.finfo(np.float32).min), order="NCHW")
+        blob = f"{name}_padded"
+    taps = []
+    for i in range(kh):
+        for j in range(kw):
+            tap = f"{name}_tap{i}_{j}"
+            w.emit("Slice", [blob], [f"{tap}_rows"], starts=[0, 0, i * dh, 0],
+                   ends=[-1, -1, i * dh + span_h, -1])
+            w.emit("Slice", [f"{tap}_rows"], [f"{tap}_win"], starts=[0, 0, 0, j * dw],
+                   ends=[-1, -1, -1, j * dw + span_w])
+            # a 1x1 max pool with the layer's stride picks every stride-th element
+            w.emit("MaxPool", [f"{tap}_win"], [tap], kernel_h=1, kernel_w=1,
+                   stride_h=sh, stride_w=sw, order="NCHW")
+            taps.append(tap)
+    w.emit("Max", taps, [name])
+    w.bind(node.outputs[0], name)
 
 
 @op_converter("AveragePool")

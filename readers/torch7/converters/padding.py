@@ -1,0 +1,85 @@
+"""Padding and cropping."""
+
+import numpy as np
+
+from readers.torch7.registry import converter
+
+
+def spatial_pad(ctx, x, top, bottom, left, right, mode="constant", value=0.0, hint="pad"):
+    """Pad (positive) or crop (negative) the last two dims of a 3-D or 4-D input."""
+    shape = ctx.shape(x)
+    rank = len(shape)
+    h_axis, w_axis = rank - 2, rank - 1
+    crops = [(h_axis, max(-top, 0), shape[h_axis] - max(-bottom, 0)),
+             (w_axis, max(-left, 0), shape[w_axis] - max(-right, 0))]
+    crops = [c for c in crops if c[1] > 0 or c[2] < shape[c[0]]]
+    if crops:
+        x = ctx.op("Slice", [
+            x,
+            ctx.int64s([c[1] for c in crops], "starts"),
+            ctx.int64s([c[2] for c in crops], "ends"),
+            ctx.int64s([c[0] for c in crops], "axes"),
+        ], hint="crop")
+    pads = [0] * (2 * rank)
+    pads[h_axis], pads[rank + h_axis] = max(top, 0), max(bottom, 0)
+    pads[w_axis], pads[rank + w_axis] = max(left, 0), max(right, 0)
+    if not any(pads):
+        return x
+    inputs = [x, ctx.int64s(pads, "pads")]
+    if mode == "constant" and value != 0.0:
+        inputs.append(ctx.scalar(value, "pad_value"))
+    return ctx.op("Pad", inputs, hint=hint, mode=mode)
+
+
+def _lrtb(module):
+    left = module.int("pad_l")
+    return (module.int("pad_t", left), module.int("pad_b", left),
+            left, module.int("pad_r", left))
+
+
+@converter("nn.SpatialZeroPadding")
+def spatial_zero_padding(ctx, module, x):
+    return spatial_pad(ctx, x, *_lrtb(module))
+
+
+@converter("nn.SpatialReflectionPadding")
+def spatial_reflection_padding(ctx, module, x):
+    return spatial_pad(ctx, x, *_lrtb(module), mode="reflect")
+
+
+@converter("nn.SpatialReplicationPadding")
+def spatial_replication_padding(ctx, module, x):
+    return spatial_pad(ctx, x, *_lrtb(module), mode="edge")
+
+
+@converter("nn.Padding")
+def padding(ctx, module, x):
+    """nn.Padding(dim, pad, nInputDim, value, index): |pad| entries of `value` inserted
+    along dim; pad < 0 inserts before input position `index`, pad > 0 after it."""
+    shape = ctx.shape(x)
+    dim = module.int("dim")
+    n_input_dim = module.get("nInputDim")
+    if n_input_dim is not None and len(shape) != int(n_input_dim):
+        dim += 1
+    axis = dim - 1
+    pad, index, value = module.int("pad"), module.int("index", 1), module.float("value", 0.0)
+    size = shape[axis]
+    # position (0-based) where the padding block starts, as nn computes it
+    at = (size - index + 1) if pad > 0 else (index - 1)
+    block_shape = list(shape)
+    block_shape[axis] = abs(pad)
+    block = ctx.const(np.full(block_shape, value, np.float32), "padding")
+    pieces = []
+    if at > 0:
+        pieces.append(_narrow(ctx, x, axis, 0, at))
+    pieces.append(block)
+    if at < size:
+        pieces.append(_narrow(ctx, x, axis, at, size))
+    return ctx.op("Concat", pieces, hint="padding", axis=axis)
+
+
+def _narrow(ctx, x, axis, start, end):
+    if start == 0 and end == ctx.shape(x)[axis]:
+        return x
+    return ctx.op("Slice", [x, ctx.int64s([start], "starts"), ctx.int64s([end], "ends"),
+                            ctx.int64s([axis], "axes")], hint="narrow")
