@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from migrate import __version__
 from migrate.errors import MigrateError, UsageError, VerificationError
 from migrate.pipeline import TARGETS, ConversionSummary, ConvertOptions, convert_file
+from migrate.plugins import load_installed_plugins, load_plugin_file
 
 DESCRIPTION = """\
 Convert an archived model to a maintained format and prove the numbers match.
@@ -59,6 +60,9 @@ def _convert_parser() -> argparse.ArgumentParser:
                    help="interpreter of the Caffe2 side runtime (default: caffe2-python on PATH)")
     p.add_argument("--atol", type=float, default=1e-4, help="absolute tolerance (default 1e-4)")
     p.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (default 1e-4)")
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE",
+                   help="Python file that registers converters for custom layers\n"
+                        "(repeatable; see README, 'Custom layers')")
     p.add_argument("--debug", action="store_true", help="show a traceback on errors")
     p.add_argument("--version", action="version", version=f"torch7-migrate {__version__}")
     return p
@@ -70,6 +74,8 @@ def _inspect_parser() -> argparse.ArgumentParser:
         description="Print a Torch7 model's module tree, parameter counts and which "
                     "modules have a converter.")
     p.add_argument("model")
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE",
+                   help="Python file that registers converters for custom layers")
     p.add_argument("--debug", action="store_true", help="show a traceback on errors")
     return p
 
@@ -101,8 +107,15 @@ def print_summary(s: ConversionSummary) -> None:
               f"{shapes} input: {v.comparison.describe()}")
 
 
+def _load_plugins(files: Sequence[str]) -> None:
+    load_installed_plugins()
+    for path in files:
+        load_plugin_file(path)
+
+
 def run_convert(argv: Sequence[str]) -> int:
     args = _convert_parser().parse_args(argv)
+    _load_plugins(args.plugin)
     options = ConvertOptions(
         target=args.to, out_dir=args.output_dir,
         input_shapes=parse_shapes(args.input_shape) if args.input_shape else None,
@@ -117,6 +130,7 @@ def run_inspect(argv: Sequence[str]) -> int:
     from migrate.inspection import inspect_file
 
     args = _inspect_parser().parse_args(argv)
+    _load_plugins(args.plugin)
     print(inspect_file(args.model))
     return EXIT_OK
 

@@ -40,6 +40,7 @@ class GraphBuilder:
         self.graph = ir.Graph([], [], nodes=[], opset_imports={"": OPSET}, name=name)
         self._used_names: set[str] = set()
         self._origin: dict[str, str] = {}
+        self._constants: dict[tuple, tuple[np.ndarray, ir.Value]] = {}
 
     # -- naming -----------------------------------------------------------
     def unique_name(self, hint: str) -> str:
@@ -67,6 +68,10 @@ class GraphBuilder:
     def constant(self, array: np.ndarray, hint: str = "const") -> ir.Value:
         """A weight or other constant, stored as an initializer (no copy of `array`)."""
         array = np.asarray(array)
+        # The same memory (e.g. a weight shared by two modules) becomes one constant.
+        key = (array.__array_interface__["data"][0], array.shape, array.strides, array.dtype.str)
+        if array.size > 1 and key in self._constants:
+            return self._constants[key][1]
         tensor = ir.Tensor(array, name=None)
         value = ir.Value(
             name=self.unique_name(hint),
@@ -76,6 +81,7 @@ class GraphBuilder:
         )
         tensor.name = value.name
         self.graph.register_initializer(value)
+        self._constants[key] = (array, value)  # keeps the array (and its address) alive
         return value
 
     def int64s(self, values: Sequence[int], hint: str = "shape") -> ir.Value:

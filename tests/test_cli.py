@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import sys
 
 import numpy as np
-import pytest
 from fixtures_t7 import PROJECT_FIXTURES, T7_DIR
 
 from migrate.caffe2_side import run_caffe2
@@ -66,16 +66,34 @@ def test_missing_caffe2_runtime_is_reported_not_hidden(tmp_path):
     assert not any(f.endswith(".pb") for f in os.listdir(tmp_path))
 
 
+def _renamed(data: bytes, old: bytes, new: bytes) -> bytes:
+    pack = struct.Struct("<i").pack
+    return data.replace(pack(len(old)) + old, pack(len(new)) + new)
+
+
 def test_unsupported_layers_are_all_named_and_nothing_is_written(tmp_path, shared_dir):
-    model = os.path.join(T7_DIR, "c_residual_float.t7")
-    result = migrate(model, "-o", str(tmp_path), "--no-verify")
-    if result.returncode == 0:
-        pytest.skip("every layer of this model is supported now")
+    # A real model whose layers carry classes of packages we have no converter for
+    data = open(os.path.join(T7_DIR, "c_residual_float.t7"), "rb").read()
+    data = _renamed(data, b"nn.MulConstant", b"dpnn.Constant")
+    data = _renamed(data, b"nn.JoinTable", b"fbnn.FancyJoin")
+    model = tmp_path / "custom.t7"
+    model.write_bytes(data)
+    out = tmp_path / "out"
+    result = migrate(str(model), "-o", str(out))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    assert "c_residual_float.t7" in result.stderr and "model.modules[" in result.stderr
-    assert os.listdir(tmp_path) == []
+    message = result.stderr
+    assert "custom.t7" in message and "dpnn.Constant" in message and "fbnn.FancyJoin" in message
+    for where in ("model.modules[6].modules[1] (dpnn.Constant)",
+                  "model.modules[6].modules[2].modules[2] (dpnn.Constant)",
+                  "model.modules[7] (fbnn.FancyJoin)"):
+        assert where in message
+    assert not out.exists() or os.listdir(out) == []
+    inspect = migrate("inspect", str(model))
+    assert inspect.returncode == 0
+    assert "NO      model.modules[6].modules[1]  dpnn.Constant" in inspect.stdout
+    assert "3 module(s) have no converter" in inspect.stdout
 
 
 def test_corrupt_file_is_one_line_and_exit_2(tmp_path):

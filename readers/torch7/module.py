@@ -26,10 +26,15 @@ def lua_list(table: Any) -> list[Any]:
     raise ConversionError(f"expected a Lua list, found {type(table).__name__}")
 
 
+def array_key(array: np.ndarray) -> tuple:
+    """Identity of the memory an array views (two views of one storage match)."""
+    return (array.__array_interface__["data"][0], array.shape, array.strides, array.dtype.str)
+
+
 class T7Module:
     """One nn module: its class name, its module path and typed field access."""
 
-    def __init__(self, obj: Any, path: str) -> None:
+    def __init__(self, obj: Any, path: str, cache: dict | None = None) -> None:
         if not isinstance(obj, torchfile.TorchObject):
             raise ConversionError(f"{path} is not a Torch object (found {type(obj).__name__})")
         self.obj = obj
@@ -37,6 +42,9 @@ class T7Module:
         self.cls = decode(obj.torch_typename())
         fields = obj._obj if isinstance(obj._obj, dict) else {}
         self.fields: dict[str, Any] = {decode(k): v for k, v in fields.items()}
+        # converted tensors of the whole tree, so that a tensor shared by several
+        # modules is converted once and stays one array (and one graph constant)
+        self._cache: dict = {} if cache is None else cache
 
     def __repr__(self) -> str:
         return f"{self.path} ({self.cls})"
@@ -73,10 +81,16 @@ class T7Module:
         value = self.fields.get(name)
         if not isinstance(value, np.ndarray) or value.size == 0:
             return None
-        return np.ascontiguousarray(value, dtype=np.float32)
+        key = array_key(value)
+        if key not in self._cache:
+            self._cache[key] = (value, np.ascontiguousarray(value, dtype=np.float32))
+        return self._cache[key][1]
+
+    def child(self, obj: Any, path: str) -> T7Module:
+        return T7Module(obj, path, self._cache)
 
     def children(self) -> list[T7Module]:
         return [
-            T7Module(child, f"{self.path}.modules[{i}]")
+            self.child(child, f"{self.path}.modules[{i}]")
             for i, child in enumerate(lua_list(self.fields.get("modules")), start=1)
         ]

@@ -150,26 +150,24 @@ def read_torch7(
     """Deserialize a .t7 model and build the common graph for it."""
     file = os.fspath(path)
     root = load_root(file, max_bytes)
+    name = os.path.splitext(os.path.basename(file))[0] or "model"
     try:
-        unsupported = find_unsupported(root)
-        if unsupported:
-            raise UnsupportedModulesError(unsupported)
-        if input_shapes:
-            builder, ctx, out = _build(root, file, [list(s) for s in input_shapes])
-        else:
-            first_error: MigrateError | None = None
-            for shape in candidate_input_shapes(root):
-                try:
-                    builder, ctx, out = _build(root, file, [shape])
-                    break
-                except ConversionError as exc:
-                    first_error = first_error or exc
-            else:
-                assert first_error is not None
-                first_error.message += " (input shape was guessed: pass --input-shape)"
-                raise first_error
+        return build_graph(root, name, input_shapes)
     except MigrateError as exc:
         raise exc.with_file(file) from None
+
+
+def build_graph(
+    root: T7Module, name: str, input_shapes: Sequence[Sequence[int]] | None = None
+) -> ReadResult:
+    """The common graph for a deserialized module tree."""
+    unsupported = find_unsupported(root)
+    if unsupported:
+        raise UnsupportedModulesError(unsupported)
+    if input_shapes:
+        builder, ctx = _build(root, name, [list(s) for s in input_shapes])
+    else:
+        builder, ctx = _build_with_guessed_shape(root, name)
     notes = list(ctx.notes)
     if not input_shapes:
         guessed = ", ".join("x".join(map(str, v.shape)) for v in builder.graph.inputs)
@@ -179,14 +177,35 @@ def read_torch7(
     return ReadResult(builder.model(), root.cls, ctx.converted, notes)
 
 
-def _build(root: T7Module, file: str, shapes: list[list[int]]):
-    builder = GraphBuilder(name=os.path.splitext(os.path.basename(file))[0] or "model")
+def _build_with_guessed_shape(root: T7Module, name: str):
+    """Try plausible input sizes; prefer one whose outputs keep a batch of one."""
+    first_error: MigrateError | None = None
+    fallback = None
+    for shape in candidate_input_shapes(root):
+        try:
+            builder, ctx = _build(root, name, [shape])
+        except ConversionError as exc:
+            first_error = first_error or exc
+            continue
+        outputs = [static_shape(v) for v in builder.graph.outputs]
+        if all(len(s) <= 1 or s[0] == 1 for s in outputs):
+            return builder, ctx
+        fallback = fallback or (builder, ctx)
+    if fallback is not None:
+        return fallback
+    assert first_error is not None
+    first_error.message += " (input shape was guessed: pass --input-shape)"
+    raise first_error
+
+
+def _build(root: T7Module, name: str, shapes: list[list[int]]):
+    builder = GraphBuilder(name=name)
     ctx = BuildContext(builder)
     names = ["data"] if len(shapes) == 1 else [f"data{i}" for i in range(1, len(shapes) + 1)]
     inputs = [builder.add_input(n, s) for n, s in zip(names, shapes, strict=True)]
     out = ctx.convert(root, inputs[0] if len(inputs) == 1 else inputs)
     builder.set_outputs(_flatten(out))
-    return builder, ctx, out
+    return builder, ctx
 
 
 def _flatten(out: Any) -> list[ir.Value]:

@@ -119,6 +119,13 @@ class NetWriter:
     def shape(value: ir.Value) -> tuple[int, ...]:
         return static_shape(value)
 
+    def param_value(self, value: ir.Value, name: str) -> str:
+        """A constant graph value as a parameter; a value used twice is stored once."""
+        blob = self._blobs.get(id(value))
+        if blob is None:
+            blob = self.bind(value, self.param(self.const(value), name))
+        return blob
+
     def param(self, array: np.ndarray, name: str) -> str:
         """Store a parameter in the init net (one GivenTensorFill) and return its blob."""
         array = np.asarray(array)

@@ -9,7 +9,7 @@ parent's table output; a node without a module passes its input on.
 import onnx_ir as ir
 
 from migrate.errors import ConversionError
-from readers.torch7.module import T7Module, decode, lua_list
+from readers.torch7.module import decode, lua_list
 from readers.torch7.registry import converter
 
 
@@ -50,7 +50,7 @@ def gmodule(ctx, module, x):
             mod = _field(data, "module")
             if mod is not None:
                 path = f"{module.path}.modules[{index_of.get(id(mod), '?')}]"
-                value = ctx.convert(T7Module(mod, path), value)
+                value = ctx.convert(module.child(mod, path), value)
         for child in lua_list(node["children"]):
             child_data = _data(child)
             slot = _field(child_data, "mapindex").get(data)

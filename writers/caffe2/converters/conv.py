@@ -20,9 +20,9 @@ def conv(w, node):
     if kernel.ndim != 4:
         raise ConversionError("only 2-D convolutions are supported by this writer")
     name = w.prefix("conv")
-    inputs = [w.blob(x), w.param(kernel, f"{name}_w")]
+    inputs = [w.blob(x), w.param_value(weight, f"{name}_w")]
     if bias is not None:
-        inputs.append(w.param(w.const(bias), f"{name}_b"))
+        inputs.append(w.param_value(bias, f"{name}_b"))
     dh, dw = node.attributes.get_ints("dilations", [1, 1])
     group = node.attributes.get_int("group", 1)
     w.emit("Conv", inputs, [name], **window_args(node, kernel.shape[2:]),
@@ -40,9 +40,9 @@ def conv_transpose(w, node):
     if node.attributes.get_ints("dilations", [1, 1]) != [1, 1]:
         raise ConversionError("dilated transposed convolution has no Caffe2 equivalent")
     name = w.prefix("conv_transpose")
-    inputs = [w.blob(x), w.param(kernel, f"{name}_w")]
+    inputs = [w.blob(x), w.param_value(weight, f"{name}_w")]
     if bias is not None:
-        inputs.append(w.param(w.const(bias), f"{name}_b"))
+        inputs.append(w.param_value(bias, f"{name}_b"))
     adj_h, adj_w = node.attributes.get_ints("output_padding", [0, 0])
     w.emit("ConvTranspose", inputs, [name], **window_args(node, kernel.shape[2:]),
            adj_h=adj_h or None, adj_w=adj_w or None)

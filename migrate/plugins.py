@@ -1,0 +1,67 @@
+"""Plugins: user code that teaches the converter new layers.
+
+A plugin is a Python file (or module) that registers converters:
+
+    from migrate.plugins import torch7_converter
+
+    @torch7_converter("inn.SpatialCrossResponseNormalization")
+    def cross_response_normalization(ctx, module, x):
+        return ctx.op("LRN", [x], size=module.int("size"), ...)
+
+A Torch7 converter receives the build context `ctx` (`ctx.op`, `ctx.const`,
+`ctx.scalar`, `ctx.shape`, `ctx.convert` for child modules), the module
+(`module.int/float/bool/get/tensor(...)` read its fields) and its input (a graph
+value, or a list for Lua tables), and returns the output the same way, using
+ONNX operators. A target writer that lacks an operator can be taught it with
+`caffe2_converter`.
+
+Plugins are loaded from `migrate --plugin FILE` and from installed packages that
+declare an entry point in the group `torch7_migrate.plugins`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from importlib.metadata import entry_points
+from types import ModuleType
+
+from migrate.errors import MigrateError, UsageError
+from readers.torch7.registry import converter as torch7_converter
+from writers.caffe2.registry import op_converter as caffe2_converter
+
+ENTRY_POINT_GROUP = "torch7_migrate.plugins"
+
+__all__ = ["torch7_converter", "caffe2_converter", "load_plugin_file", "load_installed_plugins"]
+
+
+def load_plugin_file(path: str) -> ModuleType:
+    """Import a plugin file so that its decorators register its converters."""
+    if not os.path.isfile(path):
+        raise UsageError("plugin file not found", file=path)
+    name = "torch7_migrate_plugin_" + os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise UsageError("not a Python file", file=path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the plugin's own error, reported with its file
+        raise MigrateError(f"plugin failed to load: {type(exc).__name__}: {exc}",
+                           file=path) from exc
+    return module
+
+
+def load_installed_plugins() -> list[str]:
+    """Load every plugin that installed packages declare; returns their names."""
+    loaded = []
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            entry.load()
+        except Exception as exc:
+            raise MigrateError(f"installed plugin '{entry.name}' ({entry.value}) failed to "
+                               f"load: {type(exc).__name__}: {exc}") from exc
+        loaded.append(entry.name)
+    return loaded
