@@ -37,7 +37,7 @@ def conv_transpose(w, node):
     kernel = w.const(weight)
     if kernel.ndim != 4 or node.attributes.get_int("group", 1) != 1:
         raise ConversionError("only 2-D, ungrouped transposed convolutions are supported")
-    if node.attributes.get_ints("dilations", [1, 1]) != [1, 1]:
+    if list(node.attributes.get_ints("dilations", [1, 1])) != [1, 1]:
         raise ConversionError("dilated transposed convolution has no Caffe2 equivalent")
     name = w.prefix("conv_transpose")
     inputs = [w.blob(x), w.param_value(weight, f"{name}_w")]

@@ -26,7 +26,7 @@ def _pool(w, node, op_type, kind, **extra):
 
 @op_converter("MaxPool")
 def max_pool(w, node):
-    if node.attributes.get_ints("dilations", [1, 1]) != [1, 1]:
+    if list(node.attributes.get_ints("dilations", [1, 1])) != [1, 1]:
         _dilated_max_pool(w, node)
     else:
         _pool(w, node, "MaxPool", "pool")
