@@ -10,6 +10,9 @@ from collections.abc import Sequence
 
 from migrate import __version__
 from migrate.errors import MigrateError, UsageError, VerificationError
+from migrate.inputs import load_input
+from migrate.layerwise import format_table
+from migrate.passes import Preprocessing
 from migrate.pipeline import TARGETS, ConversionSummary, ConvertOptions, convert_file
 from migrate.plugins import load_installed_plugins, load_plugin_file
 
@@ -19,11 +22,16 @@ Convert an archived model to a maintained format and prove the numbers match.
   migrate spynet.t7                      -> spynet_init_net.pb, spynet_predict_net.pb,
                                             spynet_predict_net.pbtxt (mobile-ready Caffe2)
   migrate model.t7 -o out/ --to onnx --input-shape 1x8x24x32
+  migrate spynet.t7 --report             also write spynet.report.html and .json
   migrate inspect model.t7               module tree, parameters, what is supported
+  migrate verify model.t7 model_init_net.pb model_predict_net.pb --input sample.npy
+  migrate check-mobile model_predict_net.pb
 
-After writing, the converted model is run on a random input and compared with the
-source model's graph run in onnxruntime (Caffe2 files run in the real Caffe2 side
-runtime: see tools/provision-caffe2.sh). Nothing is left behind when a step fails.
+After writing, the converted model is run on a random input (or --input) and
+compared with the source model's graph run in onnxruntime, layer by layer (Caffe2
+files run in the real Caffe2 side runtime: see tools/provision-caffe2.sh).
+Nothing is left behind when a step fails. Exit status: 0 ok, 1 verification
+failed, 2 bad input or usage.
 """
 
 EXIT_OK, EXIT_VERIFY_FAILED, EXIT_ERROR = 0, 1, 2
@@ -43,19 +51,27 @@ def parse_shapes(text: str) -> list[list[int]]:
     return shapes
 
 
-def _convert_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="migrate", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("model", help="the model file to convert (Torch7 .t7, binary or ascii)")
-    p.add_argument("-o", "--output-dir", default=".", metavar="DIR",
-                   help="where to write the converted files (default: current folder)")
-    p.add_argument("--to", choices=TARGETS, default="caffe2",
-                   help="target format (default: caffe2)")
+def _floats(text: str, flag: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise UsageError(f"bad {flag} '{text}' (expected numbers like 123.7,116.3,103.5)") from None
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-shape", metavar="SHAPE",
                    help="input shape(s), e.g. 1x3x224x224 or 1x3x6x6,1x2x6x6 for two inputs;\n"
-                        "default: inferred from the first layer")
-    p.add_argument("--no-verify", action="store_true",
-                   help="skip running the written model and comparing its outputs")
+                        "default: inferred from the first layer (or from --input)")
+    p.add_argument("--input", action="append", default=[], metavar="FILE",
+                   help="verification input: .npy array or image (repeat for several inputs);\n"
+                        "default: random data")
+    p.add_argument("--input-bgr-to-rgb", action="store_true",
+                   help="the model expects BGR input: fold the channel swap into the first\n"
+                        "convolution so the converted model takes RGB")
+    p.add_argument("--input-mean", metavar="R,G,B",
+                   help="the model expects this mean subtracted (raw input units, RGB order)")
+    p.add_argument("--input-scale", type=float, default=1.0, metavar="S",
+                   help="the model expects (input - mean) * S")
     p.add_argument("--caffe2-python", metavar="PYTHON",
                    help="interpreter of the Caffe2 side runtime (default: caffe2-python on PATH)")
     p.add_argument("--atol", type=float, default=1e-4, help="absolute tolerance (default 1e-4)")
@@ -64,7 +80,37 @@ def _convert_parser() -> argparse.ArgumentParser:
                    help="Python file that registers converters for custom layers\n"
                         "(repeatable; see README, 'Custom layers')")
     p.add_argument("--debug", action="store_true", help="show a traceback on errors")
+
+
+def _convert_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="migrate", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("model", help="the model file to convert (Torch7 .t7, binary or ascii)")
+    p.add_argument("-o", "--output-dir", default=".", metavar="DIR",
+                   help="where to write the converted files (default: current folder)")
+    p.add_argument("--to", choices=TARGETS, default="caffe2",
+                   help="target format (default: caffe2)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip running the written model and comparing its outputs")
+    p.add_argument("--report", action="store_true",
+                   help="write MODEL.report.html and MODEL.report.json (layer-by-layer\n"
+                        "comparison, graph, error histogram, fix-ups) and print the table")
+    _add_model_options(p)
     p.add_argument("--version", action="version", version=f"torch7-migrate {__version__}")
+    return p
+
+
+def _verify_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="migrate verify", formatter_class=argparse.RawTextHelpFormatter,
+        description="Compare already converted files with their source model, layer by layer;\n"
+                    "names the first module whose output exceeds the tolerance.")
+    p.add_argument("model", help="the source model (.t7)")
+    p.add_argument("converted", nargs="+",
+                   help="the converted files: INIT_NET.pb PREDICT_NET.pb, or MODEL.onnx")
+    p.add_argument("--report", metavar="HTML",
+                   help="also write this HTML report (and the JSON beside it)")
+    _add_model_options(p)
     return p
 
 
@@ -80,7 +126,20 @@ def _inspect_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _human_bytes(n: int) -> str:
+def _check_mobile_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="migrate check-mobile",
+        description="Check that a Caffe2 pair can run in Caffe2's mobile predictor: mobile "
+                    "operator set, CPU only, no training or ATen ops, consistent blobs and "
+                    "parameters, NCHW float32. Exit 1 when there are problems.")
+    p.add_argument("predict_net", help="the predict_net.pb")
+    p.add_argument("--init-net", metavar="FILE",
+                   help="the init_net.pb (default: the *_init_net.pb beside the predict_net)")
+    p.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    return p
+
+
+def _human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -100,11 +159,24 @@ def print_summary(s: ConversionSummary) -> None:
     v = s.verification
     if v is None:
         print("  verified    no (--no-verify)")
-    elif v.skipped:
+    elif not v.executed:
         print(f"  verified    NOT RUN: {v.skipped}")
     else:
-        print(f"  verified    {v.runtime} vs onnxruntime reference on a random "
-              f"{shapes} input: {v.comparison.describe()}")
+        print(f"  verified    {v.runtime} vs onnxruntime reference on {s.input_description}: "
+              f"{v.outputs.describe()}")
+
+
+def _options(args: argparse.Namespace, **extra) -> ConvertOptions:
+    inputs = [load_input(p) for p in args.input] or None
+    pre = Preprocessing(
+        bgr_to_rgb=args.input_bgr_to_rgb,
+        mean=_floats(args.input_mean, "--input-mean") if args.input_mean else None,
+        scale=args.input_scale,
+    )
+    return ConvertOptions(
+        input_shapes=parse_shapes(args.input_shape) if args.input_shape else None,
+        inputs=inputs, caffe2_python=args.caffe2_python, atol=args.atol, rtol=args.rtol,
+        preprocessing=pre, **extra)
 
 
 def _load_plugins(files: Sequence[str]) -> None:
@@ -116,13 +188,34 @@ def _load_plugins(files: Sequence[str]) -> None:
 def run_convert(argv: Sequence[str]) -> int:
     args = _convert_parser().parse_args(argv)
     _load_plugins(args.plugin)
-    options = ConvertOptions(
-        target=args.to, out_dir=args.output_dir,
-        input_shapes=parse_shapes(args.input_shape) if args.input_shape else None,
-        verify=not args.no_verify, caffe2_python=args.caffe2_python,
-        atol=args.atol, rtol=args.rtol,
-    )
-    print_summary(convert_file(args.model, options))
+    options = _options(args, target=args.to, out_dir=args.output_dir,
+                       verify=not args.no_verify, report=args.report)
+    summary = convert_file(args.model, options)
+    if args.report and summary.verification is not None:
+        print(format_table(summary.verification, args.atol, args.rtol))
+    print_summary(summary)
+    return EXIT_OK
+
+
+def run_verify(argv: Sequence[str]) -> int:
+    from migrate.pipeline import verify_files
+    from migrate.report import write_report
+
+    args = _verify_parser().parse_args(argv)
+    _load_plugins(args.plugin)
+    result, data = verify_files(args.model, args.converted, _options(args))
+    print(format_table(result, args.atol, args.rtol))
+    if args.report:
+        write_report(data, args.report, os.path.splitext(args.report)[0] + ".json")
+        print(f"report: {args.report}")
+    if not result.executed:
+        print(f"migrate: verification NOT RUN: {result.skipped}", file=sys.stderr)
+        return EXIT_VERIFY_FAILED
+    if result.first_divergence or not result.outputs.passed:
+        where = result.first_divergence.label if result.first_divergence else "the outputs"
+        print(f"migrate: verification failed: first divergence at {where}", file=sys.stderr)
+        return EXIT_VERIFY_FAILED
+    print(f"outputs: {result.outputs.describe()}")
     return EXIT_OK
 
 
@@ -135,7 +228,23 @@ def run_inspect(argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"inspect": run_inspect, "convert": run_convert}
+def run_check_mobile(argv: Sequence[str]) -> int:
+    from migrate.mobile import check_mobile
+
+    args = _check_mobile_parser().parse_args(argv)
+    report = check_mobile(args.predict_net, args.init_net)
+    if report.ok:
+        print(f"{args.predict_net}: mobile-ready ({report.ops} ops, init net "
+              f"{report.init_net})")
+        return EXIT_OK
+    print(f"{args.predict_net}: {len(report.problems)} problem(s) for Caffe2 mobile:")
+    for problem in report.problems:
+        print(f"  - {problem}")
+    return EXIT_VERIFY_FAILED
+
+
+COMMANDS = {"inspect": run_inspect, "convert": run_convert, "verify": run_verify,
+            "check-mobile": run_check_mobile}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,6 +36,8 @@ class Caffe2Nets:
     outputs: list[str]
     # blob name of the output of each source module (path -> blob), for reports
     module_blobs: dict[str, str] = field(default_factory=dict)
+    # how ops without a one-to-one Caffe2 operator were expressed
+    notes: list[str] = field(default_factory=list)
 
 
 def make_arg(name: str, value: Any) -> caffe2_pb2.Argument:
@@ -74,6 +76,12 @@ class NetWriter:
         self.params: list[str] = []
         self.node: ir.Node | None = None
         self.module_blobs: dict[str, str] = {}
+        self.notes: list[str] = []
+
+    def note(self, text: str) -> None:
+        """Record a fix-up (an op expressed as a sequence, a workaround) once."""
+        if text not in self.notes:
+            self.notes.append(text)
 
     # -- names ------------------------------------------------------------------
     def prefix(self, kind: str) -> str:
@@ -198,7 +206,7 @@ def build_nets(model: ir.Model, name: str | None = None) -> Caffe2Nets:
     output_names = [writer.blob(v) for v in graph.outputs]
     _export_layout(writer, input_names, output_names)
     return Caffe2Nets(writer.init_net, writer.predict_net, input_names, output_names,
-                      writer.module_blobs)
+                      writer.module_blobs, writer.notes)
 
 
 def _export_layout(writer: NetWriter, inputs: list[str], outputs: list[str]) -> None:

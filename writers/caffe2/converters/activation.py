@@ -29,6 +29,7 @@ def _softmax_blob(w, node, kind):
     if axis == rank - 1:
         w.emit("Softmax", [w.blob(x)], [name], axis=axis)
         return name
+    w.note("softmax over a non-last axis -> Transpose + Softmax + Transpose")
     perm = [d for d in range(rank) if d != axis] + [axis]
     inverse = [perm.index(d) for d in range(rank)]
     moved = f"{name}_in"
@@ -46,6 +47,7 @@ def softmax(w, node):
 @op_converter("LogSoftmax")
 def log_softmax(w, node):
     # Caffe2 has no LogSoftmax operator: Softmax then Log.
+    w.note("LogSoftmax -> Softmax + Log (Caffe2 has no LogSoftmax)")
     probabilities = _softmax_blob(w, node, "softmax")
     name = w.prefix("log")
     w.emit("Log", [probabilities], [name])

@@ -69,6 +69,7 @@ def where(w, node):
         else:
             # Caffe2's Where wants full-size operands: a scalar becomes a filled blob
             # shaped like the other operand.
+            w.note("Where with a scalar operand -> ConstantFill + Where")
             filled = w.prefix("fill")
             w.emit("ConstantFill", [w.blob(like)], [filled], value=np.float32(k).item())
             blobs.append(filled)

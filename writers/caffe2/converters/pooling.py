@@ -21,6 +21,7 @@ def _pool(w, node, op_type, kind, **extra):
         if (args["pad_t"], args["pad_l"]) != (args["pad_b"], args["pad_r"]):
             raise ConversionError("ceil-mode pooling with asymmetric padding")
         args["legacy_pad"] = CAFFE_LEGACY_POOLING
+        w.note("ceil-mode pooling -> Caffe2 legacy (Caffe) pooling padding")
     w.simple(op_type, kind, node, **args, **extra)
 
 
@@ -35,6 +36,7 @@ def max_pool(w, node):
 def _dilated_max_pool(w, node):
     """Caffe2's pooling has no dilation: take the max of the kernel's shifted,
     strided views of the (-inf padded) input instead."""
+    w.note("dilated MaxPool -> strided Slice/MaxPool taps + Max (Caffe2 pooling has no dilation)")
     x = node.inputs[0]
     n, c, h, w_in = w.shape(x)
     out_h, out_w = w.shape(node.outputs[0])[2:]

@@ -134,6 +134,7 @@ def pad(w, node):
     if not spatial_only:
         if mode != "constant":
             raise ConversionError(f"{mode} padding is supported on the last two dims only")
+        w.note("constant padding of non-spatial dims -> Concat with filled blocks")
         w.bind(node.outputs[0], _pad_constant_blocks(w, node, x, pads, value))
         return
     args = dict(pad_t=pads[rank - 2], pad_b=pads[2 * rank - 2], pad_l=pads[rank - 1],
