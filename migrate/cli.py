@@ -15,6 +15,7 @@ from migrate.layerwise import format_table
 from migrate.passes import Preprocessing
 from migrate.pipeline import TARGETS, ConversionSummary, ConvertOptions, convert_file
 from migrate.plugins import load_installed_plugins, load_plugin_file
+from readers.torch7.t7file import DEFAULT_MAX_BYTES
 
 DESCRIPTION = """\
 Convert an archived model to a maintained format and prove the numbers match.
@@ -79,7 +80,21 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plugin", action="append", default=[], metavar="FILE",
                    help="Python file that registers converters for custom layers\n"
                         "(repeatable; see README, 'Custom layers')")
+    p.add_argument("--max-bytes", type=_size, default=DEFAULT_MAX_BYTES, metavar="SIZE",
+                   help="refuse files declaring more tensor data than this\n"
+                        "(e.g. 2G, 500M; default 64G)")
     p.add_argument("--debug", action="store_true", help="show a traceback on errors")
+
+
+def _size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    text = text.strip().upper().rstrip("B")
+    try:
+        if text and text[-1] in units:
+            return int(float(text[:-1]) * units[text[-1]])
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad size '{text}' (e.g. 2G, 500M)") from None
 
 
 def _convert_parser() -> argparse.ArgumentParser:
@@ -176,7 +191,7 @@ def _options(args: argparse.Namespace, **extra) -> ConvertOptions:
     return ConvertOptions(
         input_shapes=parse_shapes(args.input_shape) if args.input_shape else None,
         inputs=inputs, caffe2_python=args.caffe2_python, atol=args.atol, rtol=args.rtol,
-        preprocessing=pre, **extra)
+        preprocessing=pre, max_bytes=args.max_bytes, **extra)
 
 
 def _load_plugins(files: Sequence[str]) -> None:
@@ -264,6 +279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         print(f"migrate: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except MemoryError:
+        print("migrate: error: out of memory (is the model larger than this machine's memory?)",
+              file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("migrate: interrupted", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -18,10 +19,12 @@ from migrate.passes import Preprocessing, fold_input_preprocessing
 from migrate.report import ReportData, module_edges, write_report
 from migrate.verify import DEFAULT_ATOL, DEFAULT_RTOL, random_inputs
 from readers.torch7.reader import ReadResult, read_torch7
+from readers.torch7.t7file import DEFAULT_MAX_BYTES
 from writers.caffe2 import build_nets, write_caffe2
 from writers.onnx import write_onnx
 
 TARGETS = ("caffe2", "onnx")
+MAX_VERIFY_ELEMENTS = 1 << 28  # 1 GB of float32 input
 
 
 @dataclass
@@ -36,6 +39,7 @@ class ConvertOptions:
     atol: float = DEFAULT_ATOL
     rtol: float = DEFAULT_RTOL
     seed: int = 0
+    max_bytes: int = DEFAULT_MAX_BYTES
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
 
 
@@ -70,7 +74,7 @@ def load_source(path: str, options: ConvertOptions) -> tuple[ReadResult, list[st
     shapes = options.input_shapes
     if shapes is None and options.inputs is not None:
         shapes = [a.shape for a in options.inputs]
-    result = read_torch7(path, shapes)
+    result = read_torch7(path, shapes, options.max_bytes)
     notes = list(result.notes)
     if options.preprocessing.active:
         try:
@@ -83,6 +87,8 @@ def load_source(path: str, options: ConvertOptions) -> tuple[ReadResult, list[st
 def verification_inputs(model: ir.Model, options: ConvertOptions) -> tuple[list, str]:
     shapes = [static_shape(v) for v in model.graph.inputs]
     text = ", ".join("x".join(map(str, s)) for s in shapes)
+    if sum(math.prod(s) for s in shapes) > MAX_VERIFY_ELEMENTS:
+        raise UsageError(f"input {text} is too large to verify here (use --no-verify)")
     if options.inputs is not None:
         return [np.asarray(a, np.float32) for a in options.inputs], f"the given {text} input"
     return random_inputs(shapes, options.seed), f"a random {text} input (seed {options.seed})"

@@ -7,7 +7,9 @@ tree calling one registered converter per module.
 
 from __future__ import annotations
 
+import math
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,13 +18,20 @@ import numpy as np
 import onnx_ir as ir
 
 import readers.torch7.converters  # noqa: F401  (registers every converter)
-from migrate.errors import ConversionError, MigrateError, UnsupportedModulesError
+from migrate.errors import (
+    ConversionError,
+    CorruptFileError,
+    MigrateError,
+    UnsupportedModulesError,
+)
 from migrate.graph import GraphBuilder, static_shape
 from readers.torch7 import t7file
 from readers.torch7.module import T7Module, lua_list
 from readers.torch7.registry import lookup
 
 ROOT_PATH = "model"
+MAX_MODULE_DEPTH = 200  # containers nested deeper than this are not a real network
+MAX_FILL_ELEMENTS = 1 << 26  # largest constant block a converter may create (256 MB)
 
 
 @dataclass
@@ -47,6 +56,8 @@ class BuildContext:
         fn = lookup(module.cls)
         if fn is None:  # find_unsupported normally reports these up front
             raise UnsupportedModulesError([(module.path, module.cls)])
+        if len(self._origin_stack) > MAX_MODULE_DEPTH:
+            raise CorruptFileError(f"modules nested more than {MAX_MODULE_DEPTH} deep")
         self._origin_stack.append((module.path, module.cls))
         self.builder.set_origin(module.path, module.cls)
         try:
@@ -55,6 +66,14 @@ class BuildContext:
             if exc.where is None:
                 exc.where = f"{module.path} ({module.cls})"
             raise
+        except MemoryError:
+            raise
+        except Exception as exc:
+            # A converter met fields it cannot make sense of (wrong types or sizes in a
+            # damaged or unusual file): report where, not a traceback.
+            raise ConversionError(
+                f"cannot convert this module: {type(exc).__name__}: {exc}"[:500],
+                where=f"{module.path} ({module.cls})") from exc
         finally:
             self._origin_stack.pop()
             if self._origin_stack:
@@ -69,6 +88,13 @@ class BuildContext:
 
     def const(self, array: Any, hint: str = "const") -> ir.Value:
         return self.builder.constant(np.asarray(array), hint)
+
+    def filled(self, shape: Sequence[int], value: float, hint: str = "fill") -> ir.Value:
+        """A constant block of one value (checked: a damaged size must not allocate GBs)."""
+        count = math.prod(shape)
+        if count > MAX_FILL_ELEMENTS or min(shape, default=1) < 0:
+            raise ConversionError(f"a constant of shape {list(shape)} is unreasonably large")
+        return self.const(np.full(list(shape), value, np.float32), hint)
 
     def scalar(self, value: float, hint: str = "scalar") -> ir.Value:
         return self.builder.constant(np.asarray(value, dtype=np.float32), hint)
@@ -96,10 +122,21 @@ class BuildContext:
 
 
 def iter_modules(module: T7Module) -> Iterator[T7Module]:
-    """Every module in the tree, depth first (containers before their children)."""
-    yield module
-    for child in module.children():
-        yield from iter_modules(child)
+    """Every module in the tree, depth first (containers before their children).
+
+    Iterative, so hostile nesting cannot exhaust the stack; a container that
+    contains itself is an error, a module shared by two containers is visited twice.
+    """
+    stack: list[tuple[T7Module, tuple[int, ...]]] = [(module, ())]
+    while stack:
+        current, ancestors = stack.pop()
+        if id(current.obj) in ancestors:
+            raise CorruptFileError(f"{current.path} ({current.cls}) contains itself")
+        if len(ancestors) > MAX_MODULE_DEPTH:
+            raise CorruptFileError(f"modules nested more than {MAX_MODULE_DEPTH} deep")
+        yield current
+        inner = (*ancestors, id(current.obj))
+        stack.extend((child, inner) for child in reversed(current.children()))
 
 
 def find_unsupported(root: T7Module) -> list[tuple[str, str]]:
@@ -164,6 +201,18 @@ def build_graph(
     unsupported = find_unsupported(root)
     if unsupported:
         raise UnsupportedModulesError(unsupported)
+    # converters recurse once per container level (at most MAX_MODULE_DEPTH)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20 * MAX_MODULE_DEPTH + 1000))
+    try:
+        return _build_graph(root, name, input_shapes)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def _build_graph(
+    root: T7Module, name: str, input_shapes: Sequence[Sequence[int]] | None
+) -> ReadResult:
     if input_shapes:
         builder, ctx = _build(root, name, [list(s) for s in input_shapes])
     else:

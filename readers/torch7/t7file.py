@@ -285,7 +285,7 @@ def loads(data: bytes | mmap.mmap, *, name: str = "<bytes>", max_bytes: int = DE
         except MigrateError as exc:
             first_error = first_error or exc
             continue
-        except (RecursionError, MemoryError) as exc:
+        except RecursionError as exc:
             first_error = first_error or CorruptFileError(f"cannot decode: {type(exc).__name__}")
             continue
         except Exception as exc:  # anything torchfile itself may raise on garbage

@@ -201,6 +201,12 @@ def build_nets(model: ir.Model, name: str | None = None) -> Caffe2Nets:
         except MigrateError as exc:
             exc.where = exc.where or where
             raise
+        except MemoryError:
+            raise
+        except Exception as exc:  # an op the writer's converter did not expect
+            raise ConversionError(
+                f"Caffe2 writer failed on {node.op_type}: {type(exc).__name__}: {exc}"[:500],
+                where=where) from exc
         if SOURCE_PATH in meta:
             writer.module_blobs[meta[SOURCE_PATH]] = writer.blob(node.outputs[0])
     output_names = [writer.blob(v) for v in graph.outputs]

@@ -1,7 +1,5 @@
 """Padding and cropping."""
 
-import numpy as np
-
 from readers.torch7.registry import converter
 
 
@@ -68,7 +66,7 @@ def padding(ctx, module, x):
     at = (size - index + 1) if pad > 0 else (index - 1)
     block_shape = list(shape)
     block_shape[axis] = abs(pad)
-    block = ctx.const(np.full(block_shape, value, np.float32), "padding")
+    block = ctx.filled(block_shape, value, "padding")
     pieces = []
     if at > 0:
         pieces.append(_narrow(ctx, x, axis, 0, at))

@@ -1,0 +1,314 @@
+"""Fuzz the Torch7 reader and converters with mutated real model files.
+
+    python bench/fuzz.py --minutes 30 [--seed 1] [--shared ../shared]
+
+Every case is a real fixture file damaged one way: bit flips, truncation at an
+object boundary, a size field set huge or negative, a type tag overwritten,
+plus synthetic deep nesting and self-containing modules. Each is read and
+converted (common graph, then Caffe2 nets) in a worker process that reports, per
+case, what escaped and how far its resident memory peaked above where it started. A case fails when
+anything other than the project's own MigrateError escapes, when it takes longer
+than the per-case timeout (the worker is killed and restarted), or when its memory
+peak exceeds 8x the file size + 32 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import random
+import select
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CASE_TIMEOUT_S = 10.0
+MEMORY_FACTOR, MEMORY_SLACK = 8, 32 << 20
+
+
+# -- finding the structure of a real file -----------------------------------------
+
+def structure(data: bytes) -> dict[str, list[tuple[int, int]]]:
+    """Byte offsets of objects, type tags and size fields, found by decoding once."""
+    sys.path.insert(0, ROOT)
+    from readers.torch7 import t7file
+
+    found: dict[str, list[tuple[int, int]]] = {"object": [], "int": [], "long": []}
+
+    class Recorder(t7file.T7Reader):
+        def read_obj(self):
+            found["object"].append((self.buf.pos, 4))
+            return super().read_obj()
+
+        def read_int(self):
+            found["int"].append((self.buf.pos, 4))
+            return super().read_int()
+
+        def read_long(self):
+            found["long"].append((self.buf.pos, self.long_size))
+            return super().read_long()
+
+    reader = Recorder(t7file._Buffer(data, "x"), ascii=False, long_size=8,
+                      max_bytes=t7file.DEFAULT_MAX_BYTES)
+    try:
+        t7file._run_with_deep_stack(reader.read_obj)
+    except Exception:  # noqa: S110 - a partial structure is still useful
+        pass
+    return found
+
+
+# -- synthetic hostile files ----------------------------------------------------------
+
+def _i32(v: int) -> bytes:
+    return struct.pack("<i", v)
+
+
+def _str(s: bytes) -> bytes:
+    return _i32(len(s)) + s
+
+
+def _torch_header(index: int, cls: bytes) -> bytes:
+    return _i32(4) + _i32(index) + _str(b"V 1") + _str(cls)
+
+
+def deep_tables(depth: int) -> bytes:
+    """{[1] = {[1] = ... }} nested `depth` times."""
+    body = b"".join(_i32(3) + _i32(i + 2) + _i32(1) + _i32(1) + struct.pack("<d", 1.0)
+                    for i in range(depth))
+    return body + _i32(0)
+
+
+def deep_modules(depth: int) -> bytes:
+    """nn.Sequential{modules={nn.Sequential{...}}} nested `depth` times."""
+    out, index = b"", 1
+    for _ in range(depth):
+        out += _torch_header(index, b"nn.Sequential") + _i32(3) + _i32(index + 1) + _i32(1)
+        out += _str_key(b"modules") + _i32(3) + _i32(index + 2) + _i32(1) + _i32(1)
+        out += struct.pack("<d", 1.0)
+        index += 3
+    return out + _torch_header(index, b"nn.ReLU") + _i32(3) + _i32(index + 1) + _i32(0)
+
+
+def _str_key(s: bytes) -> bytes:
+    return _i32(2) + _str(s)
+
+
+def self_containing_module() -> bytes:
+    """nn.Sequential whose modules[1] is the Sequential itself (object index 1)."""
+    return (_torch_header(1, b"nn.Sequential") + _i32(3) + _i32(2) + _i32(1)
+            + _str_key(b"modules") + _i32(3) + _i32(3) + _i32(1) + _i32(1)
+            + struct.pack("<d", 1.0) + _i32(4) + _i32(1))
+
+
+# -- mutations -------------------------------------------------------------------------
+
+@dataclass
+class Case:
+    kind: str
+    source: str
+    data: bytes
+    shapes: list[list[int]] | None
+
+
+def mutate(source: str, data: bytes, shapes, info, rng: random.Random) -> Case:
+    kind = rng.choice(["bitflip", "truncate", "huge_size", "type_tag", "bitflip", "truncate"])
+    buf = bytearray(data)
+    if kind == "bitflip":
+        for _ in range(rng.randint(1, 8)):
+            pos = rng.randrange(len(buf))
+            buf[pos] ^= 1 << rng.randrange(8)
+    elif kind == "truncate" and info["object"]:
+        cut = rng.choice(info["object"])[0] + rng.choice([0, 0, 1, 4, 7])
+        buf = buf[: max(0, min(cut, len(buf) - 1))]
+    elif kind == "huge_size" and (info["int"] or info["long"]):
+        pos, width = rng.choice(info["int"] + info["long"])
+        value = rng.choice([-1, -(2 ** 31), 2 ** 31 - 1, 2 ** 40, 2 ** 62, 10 ** 15])
+        packed = struct.pack("<q", value)[:width] if width == 8 else struct.pack(
+            "<i", max(min(value, 2 ** 31 - 1), -(2 ** 31)))
+        buf[pos:pos + width] = packed
+    elif kind == "type_tag" and info["object"]:
+        pos, _ = rng.choice(info["object"])
+        buf[pos:pos + 4] = _i32(rng.choice([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 99, -3]))
+    return Case(kind, source, bytes(buf), shapes)
+
+
+def synthetic_cases() -> list[Case]:
+    return [
+        Case("deep_tables", "synthetic", deep_tables(200_000), None),
+        Case("deep_modules", "synthetic", deep_modules(5_000), [[1, 3, 8, 8]]),
+        Case("cycle", "synthetic", self_containing_module(), [[1, 3, 8, 8]]),
+        Case("empty", "synthetic", b"", None),
+        Case("garbage", "synthetic", os.urandom(4096), None),
+    ]
+
+
+def seed_files(shared: str) -> list[tuple[str, list[list[int]] | None]]:
+    """Fixture models with the input shapes they were saved with."""
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from fixtures_t7 import cases
+
+    found = [(c.model, [list(a.shape) for a in c.inputs]) for c in cases()
+             if not c.name.endswith("_double")]
+    found += [(p, [[1, 8, 24, 32]]) for p in
+              sorted(glob.glob(os.path.join(shared, "fixtures", "real", "spynet", "*_C.t7")))]
+    found += [(p, None) for p in glob.glob(os.path.join(shared, "fixtures", "torch7", "misc_*.t7"))]
+    return found
+
+
+# -- the worker: runs in its own process ----------------------------------------------
+
+def _rss_kb(field_name: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _reset_peak_rss() -> None:
+    # Linux: writing 5 to clear_refs resets the peak resident set size (VmHWM).
+    # (tracemalloc would do per-case peaks too, but makes deep recursion crawl.)
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+
+
+def worker() -> None:
+    sys.path.insert(0, ROOT)
+    from migrate.errors import MigrateError
+    from readers.torch7 import t7file
+    from readers.torch7.module import T7Module
+    from readers.torch7.reader import build_graph
+    from writers.caffe2 import build_nets
+
+    for line in sys.stdin:
+        job = json.loads(line)
+        data = open(job["path"], "rb").read()
+        _reset_peak_rss()
+        baseline = _rss_kb("VmRSS")
+        start = time.perf_counter()
+        outcome = "converted"
+        try:
+            root = T7Module(t7file.loads(data, name=job["path"]), "model")
+            build_nets(build_graph(root, "fuzz", job["shapes"]).model, "fuzz")
+        except MigrateError as exc:
+            outcome = "error:" + type(exc).__name__
+        except BaseException as exc:  # the failures the fuzzer is looking for
+            outcome = f"ESCAPED:{type(exc).__name__}: {str(exc)[:200]}"
+        peak = max(0, _rss_kb("VmHWM") - baseline) * 1024
+        print(json.dumps({"outcome": outcome, "seconds": time.perf_counter() - start,
+                          "peak": peak}), flush=True)
+
+
+# -- the driver -------------------------------------------------------------------------
+
+@dataclass
+class FuzzStats:
+    cases: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    slowest_s: float = 0.0
+    worst_memory_ratio: float = 0.0
+
+
+class _Worker:
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--worker"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+
+    def run(self, path: str, shapes, timeout: float) -> dict | None:
+        self.proc.stdin.write(json.dumps({"path": path, "shapes": shapes}) + "\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            return None
+        line = self.proc.stdout.readline()
+        return json.loads(line) if line else {"outcome": "ESCAPED:worker died"}
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def run_fuzz(seconds: float, seed: int, shared: str, case_timeout: float = CASE_TIMEOUT_S,
+             log=None) -> FuzzStats:
+    rng = random.Random(seed)
+    seeds = [(p, s, open(p, "rb").read()) for p, s in seed_files(shared)]
+    infos = {p: structure(d) for p, _, d in seeds}
+    stats = FuzzStats()
+    deadline = time.monotonic() + seconds
+    pending = synthetic_cases()
+    worker_proc = _Worker()
+    with tempfile.TemporaryDirectory(prefix="fuzz-") as tmp:
+        path = os.path.join(tmp, "case.t7")
+        try:
+            while time.monotonic() < deadline:
+                if pending:
+                    case = pending.pop()
+                else:
+                    source, shapes, data = rng.choice(seeds)
+                    case = mutate(source, data, shapes, infos[source], rng)
+                with open(path, "wb") as fh:
+                    fh.write(case.data)
+                result = worker_proc.run(path, case.shapes, case_timeout)
+                stats.cases += 1
+                label = f"{case.kind} of {os.path.basename(case.source)}"
+                if result is None:
+                    stats.failures.append(f"{label}: no answer in {case_timeout} s")
+                    worker_proc.kill()
+                    worker_proc = _Worker()
+                    _keep(tmp, case, stats)
+                    continue
+                outcome = result["outcome"]
+                key = outcome.split(":")[0] + (":" + outcome.split(":")[1]
+                                               if outcome.startswith("error") else "")
+                stats.outcomes[key] = stats.outcomes.get(key, 0) + 1
+                stats.slowest_s = max(stats.slowest_s, result["seconds"])
+                budget = MEMORY_FACTOR * len(case.data) + MEMORY_SLACK
+                stats.worst_memory_ratio = max(stats.worst_memory_ratio,
+                                               result["peak"] / max(len(case.data), 1))
+                if outcome.startswith("ESCAPED") or result["peak"] > budget:
+                    stats.failures.append(f"{label}: {outcome}, peak {result['peak']} bytes")
+                    _keep(tmp, case, stats)
+                if log and stats.cases % 500 == 0:
+                    log(f"{stats.cases} cases, {len(stats.failures)} failures")
+        finally:
+            worker_proc.kill()
+    return stats
+
+
+def _keep(tmp: str, case: Case, stats: FuzzStats) -> None:
+    """Keep a failing input for the developer (in the system temp folder)."""
+    keep = os.path.join(tempfile.gettempdir(), f"fuzz-failure-{len(stats.failures)}.t7")
+    with open(keep, "wb") as fh:
+        fh.write(case.data)
+
+
+def main() -> None:
+    if "--worker" in sys.argv:
+        worker()
+        return
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=float, default=30)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--shared", default=os.path.join(os.path.dirname(ROOT), "shared"))
+    args = p.parse_args()
+    start = time.time()
+    stats = run_fuzz(args.minutes * 60, args.seed, args.shared, log=print)
+    print(json.dumps({"cases": stats.cases, "failures": len(stats.failures),
+                      "outcomes": stats.outcomes, "slowest_s": round(stats.slowest_s, 3),
+                      "worst_peak_over_file_size": round(stats.worst_memory_ratio, 1),
+                      "minutes": round((time.time() - start) / 60, 1)}, indent=2))
+    for failure in stats.failures[:50]:
+        print("FAIL", failure)
+    sys.exit(1 if stats.failures else 0)
+
+
+if __name__ == "__main__":
+    main()

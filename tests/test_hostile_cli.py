@@ -1,0 +1,68 @@
+"""Hostile input through the command line: one line `migrate: error: FILE: ...`,
+exit status 2, no traceback (unless --debug), and nothing written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from fixtures_t7 import PROJECT_FIXTURES, REAL_DIR
+
+from bench.fuzz import deep_modules, deep_tables, self_containing_module
+
+LENET = os.path.join(PROJECT_FIXTURES, "torch7", "a_lenet_float.t7")
+
+
+def migrate(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "migrate.cli", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def _hostile_files() -> dict[str, bytes]:
+    data = open(LENET, "rb").read()
+    return {
+        "empty.t7": b"",
+        "truncated.t7": data[: len(data) // 3],
+        "random.t7": np.random.default_rng(3).integers(0, 256, 10_000, np.uint8).tobytes(),
+        "png_named_t7.t7": b"\x89PNG\r\n\x1a\n" + b"\0" * 100,
+        "deep_tables.t7": deep_tables(100_000),
+        "deep_modules.t7": deep_modules(1_000),
+        "self_containing.t7": self_containing_module(),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_hostile_files()))
+def test_hostile_file_gives_one_line_and_exit_2(name, tmp_path):
+    path = tmp_path / name
+    path.write_bytes(_hostile_files()[name])
+    out = tmp_path / "out"
+    result = migrate(str(path), "-o", str(out), "--input-shape", "1x3x8x8")
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"migrate: error: {path}: ")
+    assert "Traceback" not in result.stderr
+    assert not out.exists() or os.listdir(out) == []
+
+
+def test_declared_size_over_the_limit(tmp_path):
+    result = migrate(LENET, "--max-bytes", "64K", "-o", str(tmp_path))
+    assert result.returncode == 2 and "--max-bytes" in result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    path = tmp_path / "random.t7"
+    path.write_bytes(b"\x07\0\0\0" * 50)
+    result = migrate(str(path), "--debug", "-o", str(tmp_path))
+    assert result.returncode == 2 and "Traceback" in result.stderr
+
+
+def test_lua_function_is_data_not_code(tmp_path, shared_dir):
+    path = os.path.join(REAL_DIR, "python-torchfile", "function.t7")
+    if not os.path.exists(path):
+        pytest.skip("torchfile's function.t7 not in ../shared")
+    result = migrate(path, "-o", str(tmp_path))
+    assert result.returncode == 2
+    assert "holds no Torch7 module" in result.stderr and "Traceback" not in result.stderr
