@@ -6,16 +6,21 @@ stay Python 3.9 compatible and import nothing from torch7-migrate.
     caffe2-python caffe2_runner.py JOB.json
 
 JOB.json: {"nets": [{"init": path, "predict": path, "inputs": [npy paths],
-                     "outputs": npz path, "fetch": [extra blob names]}]}
+                     "outputs": npz path, "trace": [op indices],
+                     "repeat": n}]}
 For each net it loads the pair with Caffe2's Predictor (the loader mobile
 deployments use), runs it on the inputs, and saves the outputs (`out0`, `out1`,
-... in external_output order, plus any requested blobs as `blob:<name>`).
+... in external_output order). With "trace" it also runs the ops one by one in a
+plain workspace and saves the first output of each listed op right after that op
+ran (`op<i>`), so values that later in-place ops overwrite are still seen. With
+"repeat" it times that many Predictor runs and saves their durations (`times`).
 It prints one JSON line per net: {"ok": true} or {"ok": false, "error": "..."}.
 """
 
 import json
 import os
 import sys
+import time
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 
@@ -38,17 +43,24 @@ def run_one(job):
     predictor = workspace.Predictor(init_net.SerializeToString(), predict_net.SerializeToString())
     for i, value in enumerate(predictor.run(inputs)):
         results["out%d" % i] = np.asarray(value)
-    fetch = job.get("fetch") or []
-    if fetch:
-        # Intermediate blobs: run the same pair in a plain workspace.
+    repeat = int(job.get("repeat") or 0)
+    if repeat:
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            predictor.run(inputs)
+            times.append(time.perf_counter() - start)
+        results["times"] = np.asarray(times)
+    trace = set(job.get("trace") or [])
+    if trace:
         workspace.ResetWorkspace()
         workspace.RunNetOnce(init_net)
         for name, value in zip(predict_net.external_input, inputs):
             workspace.FeedBlob(name, value)
-        workspace.RunNetOnce(predict_net)
-        for name in fetch:
-            if workspace.HasBlob(name):
-                results["blob:" + name] = np.asarray(workspace.FetchBlob(name))
+        for i, op in enumerate(predict_net.op):
+            workspace.RunOperatorOnce(op)
+            if i in trace:
+                results["op%d" % i] = np.asarray(workspace.FetchBlob(op.output[0]))
         workspace.ResetWorkspace()
     np.savez(job["outputs"], **results)
 

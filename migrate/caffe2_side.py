@@ -61,9 +61,11 @@ class Caffe2Job:
     init_net: str
     predict_net: str
     inputs: Sequence[np.ndarray]
-    fetch: Sequence[str] = ()
+    trace: Sequence[int] = ()  # ops whose output to capture right after they run
+    repeat: int = 0  # timed Predictor runs
     outputs: list[np.ndarray] = field(default_factory=list)
-    blobs: dict[str, np.ndarray] = field(default_factory=dict)
+    traced: dict[int, np.ndarray] = field(default_factory=dict)
+    times: list[float] = field(default_factory=list)
     error: str | None = None
 
 
@@ -82,7 +84,8 @@ def run_caffe2_jobs(python: str, jobs: Sequence[Caffe2Job]) -> None:
                 "predict": os.path.abspath(job.predict_net),
                 "inputs": inputs,
                 "outputs": os.path.join(tmp, f"out{k}.npz"),
-                "fetch": list(job.fetch),
+                "trace": [int(i) for i in job.trace],
+                "repeat": int(job.repeat),
             })
         job_file = os.path.join(tmp, "job.json")
         with open(job_file, "w") as fh:
@@ -105,7 +108,8 @@ def run_caffe2_jobs(python: str, jobs: Sequence[Caffe2Job]) -> None:
                 outs = sorted((k for k in npz.files if k.startswith("out")),
                               key=lambda k: int(k[3:]))
                 job.outputs = [npz[k] for k in outs]
-                job.blobs = {k[5:]: npz[k] for k in npz.files if k.startswith("blob:")}
+                job.traced = {int(k[2:]): npz[k] for k in npz.files if k.startswith("op")}
+                job.times = npz["times"].tolist() if "times" in npz.files else []
 
 
 def run_caffe2(python: str, init_net: str, predict_net: str,

@@ -107,6 +107,9 @@ def _convert_parser() -> argparse.ArgumentParser:
                    help="target format (default: caffe2)")
     p.add_argument("--no-verify", action="store_true",
                    help="skip running the written model and comparing its outputs")
+    p.add_argument("--no-optimize", action="store_true",
+                   help="export one op per layer: no BatchNorm/scale folding, no removal of\n"
+                        "identity ops, no in-place activations")
     p.add_argument("--report", action="store_true",
                    help="write MODEL.report.html and MODEL.report.json (layer-by-layer\n"
                         "comparison, graph, error histogram, fix-ups) and print the table")
@@ -204,7 +207,8 @@ def run_convert(argv: Sequence[str]) -> int:
     args = _convert_parser().parse_args(argv)
     _load_plugins(args.plugin)
     options = _options(args, target=args.to, out_dir=args.output_dir,
-                       verify=not args.no_verify, report=args.report)
+                       verify=not args.no_verify, report=args.report,
+                       optimize=not args.no_optimize)
     summary = convert_file(args.model, options)
     if args.report and summary.verification is not None:
         print(format_table(summary.verification, args.atol, args.rtol))

@@ -75,13 +75,23 @@ def module_values(model: ir.Model) -> list[tuple[str, str, ir.Value]]:
     return [(p, last[p][0], last[p][1]) for p in order]
 
 
-def caffe2_blobs_by_module(predict_net: NetDef) -> dict[str, str]:
-    """Module path -> output blob of the last op that carries it in debug_info."""
-    blobs: dict[str, str] = {}
-    for op in predict_net.op:
+def caffe2_ops_by_module(predict_net: NetDef) -> dict[str, tuple[int, str]]:
+    """Module path -> (index, output blob) of the last op carrying it in debug_info."""
+    ops: dict[str, tuple[int, str]] = {}
+    for i, op in enumerate(predict_net.op):
         if op.debug_info and op.output:
-            blobs[op.debug_info.rsplit(" (", 1)[0]] = op.output[0]
-    return blobs
+            ops[op.debug_info.rsplit(" (", 1)[0]] = (i, op.output[0])
+    return ops
+
+
+def _onnx_values_by_module(proto: onnx.ModelProto) -> dict[str, str]:
+    """Module path -> output of the last node tagged with it in a written .onnx file."""
+    found: dict[str, str] = {}
+    for node in proto.graph.node:
+        meta = {p.key: p.value for p in node.metadata_props}
+        if SOURCE_PATH in meta and node.output:
+            found[meta[SOURCE_PATH]] = node.output[0]
+    return found
 
 
 def _with_outputs(model_proto: onnx.ModelProto, names: Sequence[str]) -> bytes:
@@ -142,9 +152,11 @@ def run_layerwise(
 
     if "onnx" in written:
         runtime = "onnxruntime (written .onnx)"
-        candidate = _run_onnx_values(onnx.load(written["onnx"]), inputs, names)
-        mapping = {path: v.name for path, _, v in modules}
-        actual_outputs = [candidate[v.name] for v in model.graph.outputs]
+        written_proto = onnx.load(written["onnx"])
+        mapping = _onnx_values_by_module(written_proto)
+        values = _run_onnx_values(written_proto, inputs, sorted(set(mapping.values())))
+        candidate = {path: values[name] for path, name in mapping.items()}
+        actual_outputs = [values[o.name] for o in written_proto.graph.output]
     else:
         python = find_caffe2_python(caffe2_python)
         runtime = "Caffe2 (real runtime)"
@@ -156,20 +168,22 @@ def run_layerwise(
                 skipped="Caffe2 side runtime not found (tools/provision-caffe2.sh or "
                         "--caffe2-python): the Caffe2 files were NOT executed")
         predict = NetDef.FromString(open(written["predict_net"], "rb").read())
-        mapping = caffe2_blobs_by_module(predict)
+        ops = caffe2_ops_by_module(predict)
+        # ops run one by one so that blobs later overwritten in place are seen
         job = Caffe2Job(written["init_net"], written["predict_net"], inputs,
-                        fetch=sorted(set(mapping.values())))
+                        trace=sorted(i for i, _ in ops.values()))
         run_caffe2_jobs(python, [job])
         if job.error:
             raise VerificationError(f"Caffe2 could not run the net: {job.error}")
-        candidate = job.blobs
+        mapping = {path: blob for path, (_, blob) in ops.items()}
+        candidate = {path: job.traced[i] for path, (i, _) in ops.items() if i in job.traced}
         actual_outputs = job.outputs
 
     result = LayerwiseResult(runtime, executed=True)
     for path, cls, value in modules:
         row = LayerRow(path, cls, value.name, mapping.get(path),
                        list(reference[value.name].shape))
-        got = candidate.get(row.converted) if row.converted else None
+        got = candidate.get(path)
         if got is None:
             row.note = "no corresponding blob in the converted model"
         else:

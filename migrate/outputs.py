@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 
 def _umask() -> int:
@@ -13,7 +13,7 @@ def _umask() -> int:
     return mask
 
 
-def write_atomically(files: Mapping[str, bytes]) -> None:
+def write_atomically(files: Mapping[str, bytes | Iterable[bytes | memoryview]]) -> None:
     """Write every file to a temporary name beside it, then rename all of them.
 
     If anything fails before the renames, no target file is touched and the
@@ -28,7 +28,11 @@ def write_atomically(files: Mapping[str, bytes]) -> None:
             temps[path] = tmp
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
             with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+                if isinstance(data, bytes | bytearray | memoryview):
+                    fh.write(data)
+                else:  # streamed in pieces (e.g. weights straight from their arrays)
+                    for chunk in data:
+                        fh.write(chunk)
                 fh.flush()
                 os.fsync(fh.fileno())
         for path, tmp in temps.items():

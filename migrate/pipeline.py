@@ -15,6 +15,7 @@ import onnx_ir as ir
 from migrate.errors import MigrateError, UsageError, VerificationError
 from migrate.graph import static_shape
 from migrate.layerwise import LayerwiseResult, run_layerwise
+from migrate.optimize import optimize
 from migrate.passes import Preprocessing, fold_input_preprocessing
 from migrate.report import ReportData, module_edges, write_report
 from migrate.verify import DEFAULT_ATOL, DEFAULT_RTOL, random_inputs
@@ -39,6 +40,7 @@ class ConvertOptions:
     atol: float = DEFAULT_ATOL
     rtol: float = DEFAULT_RTOL
     seed: int = 0
+    optimize: bool = True
     max_bytes: int = DEFAULT_MAX_BYTES
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
 
@@ -103,6 +105,12 @@ def convert_file(path: str, options: ConvertOptions) -> ConversionSummary:
     model = result.model
     stem = os.path.splitext(os.path.basename(path))[0]
     params, param_bytes = count_parameters(model)
+    reference = model
+    if options.optimize:
+        if options.verify or options.report:
+            # verify against the graph as read, not the optimized one
+            reference = load_source(path, options)[0].model
+        notes += optimize(model)
 
     os.makedirs(options.out_dir, exist_ok=True)
     # Write into a private folder beside the destination, verify there, then move
@@ -111,16 +119,16 @@ def convert_file(path: str, options: ConvertOptions) -> ConversionSummary:
     failure: VerificationError | None = None
     try:
         if options.target == "caffe2":
-            nets = build_nets(model, stem)
+            nets = build_nets(model, stem, inplace=options.optimize)
             notes += nets.notes
             staged = write_caffe2(nets, staging, stem)
         else:
             staged = write_onnx(model, staging, stem)
         verification, description = None, ""
         if options.verify or options.report:
-            inputs, description = verification_inputs(model, options)
-            verification = run_layerwise(model, staged, inputs, options.atol, options.rtol,
-                                         options.caffe2_python)
+            inputs, description = verification_inputs(reference, options)
+            verification = run_layerwise(reference, staged, inputs, options.atol,
+                                         options.rtol, options.caffe2_python)
             if verification.outputs is not None and not verification.outputs.passed:
                 failure = VerificationError(
                     f"{verification.runtime} output differs from the source model: "
@@ -131,7 +139,8 @@ def convert_file(path: str, options: ConvertOptions) -> ConversionSummary:
                  for key, p in staged.items()}
         if options.report and verification is not None:
             data = ReportData(path, options.target, final, description, options.atol,
-                              options.rtol, params, notes, verification, module_edges(model))
+                              options.rtol, params, notes, verification,
+                              module_edges(reference))
             write_report(data, os.path.join(staging, f"{stem}.report.html"),
                          os.path.join(staging, f"{stem}.report.json"))
             for kind in ("html", "json"):

@@ -37,7 +37,7 @@ def test_mobile_exporter_layout():
     params = [op.output[0] for op in nets.init_net.op if op.output[0] != "data"]
     assert list(nets.predict_net.external_input) == ["data", *params]
     assert list(nets.predict_net.external_output) == ["log1"]
-    for op in nets.init_net.op:
+    for op in nets.full_init_net().op:
         assert op.type == "GivenTensorFill"
         args = {a.name: a for a in op.arg}
         assert len(args["values"].floats) == int(np.prod(args["shape"].ints))
@@ -45,7 +45,7 @@ def test_mobile_exporter_layout():
 
 def test_weights_are_stored_exactly_and_packed():
     nets = _nets(LENET, [[1, 1, 28, 28]])
-    fill = next(op for op in nets.init_net.op if op.output[0] == "conv1_w")
+    fill = next(op for op in nets.full_init_net().op if op.output[0] == "conv1_w")
     args = {a.name: a for a in fill.arg}
     values = np.asarray(args["values"].floats, np.float32).reshape(list(args["shape"].ints))
     from readers.torch7 import t7file

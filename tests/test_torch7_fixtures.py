@@ -10,6 +10,7 @@ from fixtures_t7 import Case, cases
 
 from migrate.caffe2_side import Caffe2Job, run_caffe2_jobs
 from migrate.onnx_runtime import run_onnx
+from migrate.optimize import optimize
 from migrate.verify import compare
 from readers.torch7.reader import read_torch7
 from writers.caffe2 import build_nets, write_caffe2
@@ -35,27 +36,35 @@ def test_onnx_matches_torch7(case: Case, tmp_path):
 
 @pytest.fixture(scope="module")
 def caffe2_results(caffe2_python, tmp_path_factory):
-    """Convert every case and run all of them in one Caffe2 process."""
+    """Convert every case, one op per layer (naive) and optimized (folded BatchNorm and
+    scalings, in-place activations), and run all of them in one Caffe2 process."""
     out = tmp_path_factory.mktemp("caffe2")
     jobs, failures = {}, {}
     for case in CASES:
-        try:
-            paths = write_caffe2(build_nets(_read(case).model, case.name), str(out), case.name)
-        except Exception as exc:  # reported by the test of that case
-            failures[case.name] = exc
-            continue
-        jobs[case.name] = Caffe2Job(paths["init_net"], paths["predict_net"], case.inputs)
+        for variant in ("naive", "optimized"):
+            key = (case.name, variant)
+            try:
+                model = _read(case).model
+                if variant == "optimized":
+                    optimize(model)
+                nets = build_nets(model, case.name, inplace=variant == "optimized")
+                paths = write_caffe2(nets, str(out), f"{case.name}_{variant}")
+            except Exception as exc:  # reported by the test of that case
+                failures[key] = exc
+                continue
+            jobs[key] = Caffe2Job(paths["init_net"], paths["predict_net"], case.inputs)
     run_caffe2_jobs(caffe2_python, list(jobs.values()))
     return jobs, failures
 
 
 @pytest.mark.caffe2
+@pytest.mark.parametrize("variant", ["naive", "optimized"])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_caffe2_matches_torch7(case: Case, caffe2_results):
+def test_caffe2_matches_torch7(case: Case, variant: str, caffe2_results):
     jobs, failures = caffe2_results
-    if case.name in failures:
-        raise failures[case.name]
-    job = jobs[case.name]
+    if (case.name, variant) in failures:
+        raise failures[(case.name, variant)]
+    job = jobs[(case.name, variant)]
     assert job.error is None, f"Caffe2 failed: {job.error}"
     result = compare(job.outputs, case.outputs, ATOL, RTOL)
     assert result.passed, result.describe()

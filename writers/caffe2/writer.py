@@ -23,6 +23,7 @@ from migrate.errors import ConversionError, MigrateError
 from migrate.graph import SOURCE_PATH, node_origin, static_shape
 from migrate.outputs import write_atomically
 from writers.caffe2 import caffe2_pb2
+from writers.caffe2.packed import init_net_bytes, init_net_chunks
 from writers.caffe2.registry import lookup
 
 CPU = 0
@@ -38,6 +39,16 @@ class Caffe2Nets:
     module_blobs: dict[str, str] = field(default_factory=dict)
     # how ops without a one-to-one Caffe2 operator were expressed
     notes: list[str] = field(default_factory=list)
+    # float32 values of the init net's GivenTensorFill ops, by blob (kept out of
+    # `init_net` so that weights are never copied into protobuf objects)
+    param_values: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def init_net_bytes(self) -> bytes:
+        return init_net_bytes(self.init_net, self.param_values)
+
+    def full_init_net(self) -> caffe2_pb2.NetDef:
+        """The init net with every value filled in (copies the weights: small nets only)."""
+        return caffe2_pb2.NetDef.FromString(self.init_net_bytes())
 
 
 def make_arg(name: str, value: Any) -> caffe2_pb2.Argument:
@@ -64,8 +75,9 @@ def make_arg(name: str, value: Any) -> caffe2_pb2.Argument:
 class NetWriter:
     """State while emitting one pair of nets; handed to every op converter."""
 
-    def __init__(self, model: ir.Model, name: str) -> None:
+    def __init__(self, model: ir.Model, name: str, inplace: bool = False) -> None:
         self.model = model
+        self.inplace = inplace
         self.init_net = caffe2_pb2.NetDef(name=f"{name}_init")
         self.predict_net = caffe2_pb2.NetDef(name=name)
         for net in (self.init_net, self.predict_net):
@@ -77,6 +89,7 @@ class NetWriter:
         self.node: ir.Node | None = None
         self.module_blobs: dict[str, str] = {}
         self.notes: list[str] = []
+        self.param_values: dict[str, np.ndarray] = {}
 
     def note(self, text: str) -> None:
         """Record a fix-up (an op expressed as a sequence, a workaround) once."""
@@ -148,12 +161,11 @@ class NetWriter:
         self._taken.add(name)
         op = self.init_net.op.add(type=fill, output=[name])
         op.arg.append(make_arg("shape", list(array.shape)))
-        values = op.arg.add(name="values")
-        flat = np.ascontiguousarray(array).reshape(-1)
         if fill == "GivenTensorFill":
-            values.floats.extend(flat)
+            # float weights are streamed from the array itself when the net is written
+            self.param_values[name] = array
         else:
-            values.ints.extend(flat.tolist())
+            op.arg.add(name="values").ints.extend(array.reshape(-1).tolist())
         self.params.append(name)
         return name
 
@@ -179,11 +191,28 @@ class NetWriter:
         self.emit(op_type, ins, [name], **args)
         return self.bind(node.outputs[0], name)
 
+    def activation(self, op_type: str, kind: str, node: ir.Node, **args: Any) -> str:
+        """An element-wise op, computed in place (brew's `relu(conv1, conv1)`) when the
+        input is an intermediate blob that nothing else reads."""
+        x = node.inputs[0]
+        if self.inplace and self._private(x):
+            blob = self.blob(x)
+            self.emit(op_type, [blob], [blob], **args)
+            return self.bind(node.outputs[0], blob)
+        return self.simple(op_type, kind, node, inputs=[self.blob(x)], **args)
 
-def build_nets(model: ir.Model, name: str | None = None) -> Caffe2Nets:
-    """Translate the common graph into the two NetDefs (nothing is written)."""
+    def _private(self, value: ir.Value) -> bool:
+        return (len(value.uses()) == 1 and not value.is_graph_input()
+                and not value.is_graph_output() and value.const_value is None
+                and self._blobs.get(id(value)) not in self.params)
+
+
+def build_nets(model: ir.Model, name: str | None = None, inplace: bool = False) -> Caffe2Nets:
+    """Translate the common graph into the two NetDefs (nothing is written).
+
+    `inplace` lets activations overwrite their input blob (less memory traffic)."""
     graph = model.graph
-    writer = NetWriter(model, name or graph.name or "model")
+    writer = NetWriter(model, name or graph.name or "model", inplace)
     input_names = []
     for i, value in enumerate(graph.inputs):
         blob = "data" if len(graph.inputs) == 1 else f"data{i + 1}"
@@ -212,7 +241,7 @@ def build_nets(model: ir.Model, name: str | None = None) -> Caffe2Nets:
     output_names = [writer.blob(v) for v in graph.outputs]
     _export_layout(writer, input_names, output_names)
     return Caffe2Nets(writer.init_net, writer.predict_net, input_names, output_names,
-                      writer.module_blobs, writer.notes)
+                      writer.module_blobs, writer.notes, writer.param_values)
 
 
 def _export_layout(writer: NetWriter, inputs: list[str], outputs: list[str]) -> None:
@@ -221,7 +250,7 @@ def _export_layout(writer: NetWriter, inputs: list[str], outputs: list[str]) -> 
         # Placeholder so the blob exists once the init net ran; the caller overwrites it.
         op = writer.init_net.op.add(type="GivenTensorFill", output=[name])
         op.arg.append(make_arg("shape", [1, 1]))
-        op.arg.append(make_arg("values", np.zeros(1, np.float32)))
+        writer.param_values[name] = np.zeros(1, np.float32)
     writer.predict_net.external_input.extend(inputs + writer.params)
     writer.predict_net.external_output.extend(outputs)
 
@@ -238,7 +267,7 @@ def write_caffe2(nets: Caffe2Nets, out_dir: str, stem: str) -> dict[str, str]:
     """Write the pair (and the readable pbtxt) atomically; returns the paths."""
     paths = output_paths(out_dir, stem)
     write_atomically({
-        paths["init_net"]: nets.init_net.SerializeToString(),
+        paths["init_net"]: init_net_chunks(nets.init_net, nets.param_values),
         paths["predict_net"]: nets.predict_net.SerializeToString(),
         paths["predict_net_text"]: text_format.MessageToString(nets.predict_net).encode(),
     })

@@ -6,17 +6,17 @@ from writers.caffe2.registry import op_converter
 
 @op_converter("Relu")
 def relu(w, node):
-    w.simple("Relu", "relu", node)
+    w.activation("Relu", "relu", node)
 
 
 @op_converter("Tanh")
 def tanh(w, node):
-    w.simple("Tanh", "tanh", node)
+    w.activation("Tanh", "tanh", node)
 
 
 @op_converter("Sigmoid")
 def sigmoid(w, node):
-    w.simple("Sigmoid", "sigmoid", node)
+    w.activation("Sigmoid", "sigmoid", node)
 
 
 def _softmax_blob(w, node, kind):
@@ -88,7 +88,7 @@ def elu(w, node):
 
 @op_converter("LeakyRelu")
 def leaky_relu(w, node):
-    w.simple("LeakyRelu", "leakyrelu", node, alpha=node.attributes.get_float("alpha", 0.01))
+    w.activation("LeakyRelu", "leakyrelu", node, alpha=node.attributes.get_float("alpha", 0.01))
 
 
 @op_converter("PRelu")

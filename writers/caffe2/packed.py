@@ -1,0 +1,65 @@
+"""Stream the init net to disk without copying weights through protobuf objects.
+
+A GivenTensorFill's `values` argument is a packed repeated float: on the wire that
+is the field tag, a length, and the raw little-endian float32 bytes, exactly the
+bytes of the numpy array. So each parameter is written as a few header bytes and
+a view of the array itself; protobuf (and Caffe2) parse the result like any other
+NetDef, because a message's fields may come in any order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+
+from writers.caffe2.caffe2_pb2 import NetDef
+
+# field numbers and wire types of caffe2.proto (wire type 2 = length-delimited)
+_NETDEF_OP = (2 << 3) | 2
+_OPERATOR_ARG = (5 << 3) | 2
+_ARGUMENT_NAME = (1 << 3) | 2
+_ARGUMENT_FLOATS = (5 << 3) | 2
+
+
+def varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _values_argument(array: np.ndarray) -> tuple[bytes, memoryview, int]:
+    """(header, payload, total length) of Argument{name: "values", floats: array}."""
+    raw = memoryview(np.ascontiguousarray(array, dtype="<f4").reshape(-1)).cast("B")
+    header = (bytes([_ARGUMENT_NAME]) + varint(6) + b"values"
+              + bytes([_ARGUMENT_FLOATS]) + varint(len(raw)))
+    return header, raw, len(header) + len(raw)
+
+
+def init_net_chunks(init_net: NetDef, values: Mapping[str, np.ndarray]) -> Iterator[bytes]:
+    """The serialized init net, in pieces; `values` holds each float fill's array."""
+    shell = NetDef()
+    shell.CopyFrom(init_net)
+    del shell.op[:]
+    yield shell.SerializeToString()
+    for op in init_net.op:
+        body = op.SerializeToString()
+        array = values.get(op.output[0]) if op.output else None
+        if array is None:
+            yield bytes([_NETDEF_OP]) + varint(len(body)) + body
+            continue
+        header, raw, arg_len = _values_argument(array)
+        arg_prefix = bytes([_OPERATOR_ARG]) + varint(arg_len)
+        op_len = len(body) + len(arg_prefix) + arg_len
+        yield bytes([_NETDEF_OP]) + varint(op_len) + body + arg_prefix + header
+        yield raw
+
+
+def init_net_bytes(init_net: NetDef, values: Mapping[str, np.ndarray]) -> bytes:
+    return b"".join(bytes(chunk) for chunk in init_net_chunks(init_net, values))
