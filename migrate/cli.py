@@ -291,6 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("migrate: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `migrate ... | head`
+        sys.stderr.close()
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -185,7 +185,7 @@ def run_layerwise(
                        list(reference[value.name].shape))
         got = candidate.get(path)
         if got is None:
-            row.note = "no corresponding blob in the converted model"
+            row.note = "no op of its own in the converted model (folded into the next layer)"
         else:
             for key, val in layer_stats(got, reference[value.name], atol, rtol).items():
                 setattr(row, key, val)

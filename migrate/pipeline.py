@@ -119,7 +119,7 @@ def convert_file(path: str, options: ConvertOptions) -> ConversionSummary:
     failure: VerificationError | None = None
     try:
         if options.target == "caffe2":
-            nets = build_nets(model, stem, inplace=options.optimize)
+            nets = build_nets(model, stem, optimize=options.optimize)
             notes += nets.notes
             staged = write_caffe2(nets, staging, stem)
         else:

@@ -12,6 +12,7 @@ from fixtures_t7 import REAL_DIR
 
 from migrate.caffe2_side import Caffe2Job, run_caffe2_jobs
 from migrate.onnx_runtime import run_onnx
+from migrate.optimize import optimize
 from migrate.verify import compare
 from readers.torch7.reader import read_torch7
 from writers.caffe2 import build_nets, write_caffe2
@@ -40,13 +41,18 @@ def spynet_models(shared_dir):
     return MODELS
 
 
-def test_all_28_real_spynet_models_match_in_caffe2(spynet_models, caffe2_python, tmp_path):
+@pytest.mark.parametrize("optimized", [False, True], ids=["naive", "optimized"])
+def test_all_28_real_spynet_models_match_in_caffe2(spynet_models, caffe2_python, tmp_path,
+                                                   optimized):
     x = _input()
     jobs = []
     for path in spynet_models:
         stem = os.path.basename(path)[:-3]
-        result = read_torch7(path, [x.shape])
-        paths = write_caffe2(build_nets(result.model, stem), str(tmp_path), stem)
+        model = read_torch7(path, [x.shape]).model
+        if optimized:
+            optimize(model)
+        nets = build_nets(model, stem, optimize=optimized)
+        paths = write_caffe2(nets, str(tmp_path), stem)
         jobs.append((stem, Caffe2Job(paths["init_net"], paths["predict_net"], [x])))
     run_caffe2_jobs(caffe2_python, [job for _, job in jobs])
     for stem, job in jobs:

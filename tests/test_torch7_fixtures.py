@@ -47,7 +47,7 @@ def caffe2_results(caffe2_python, tmp_path_factory):
                 model = _read(case).model
                 if variant == "optimized":
                     optimize(model)
-                nets = build_nets(model, case.name, inplace=variant == "optimized")
+                nets = build_nets(model, case.name, optimize=variant == "optimized")
                 paths = write_caffe2(nets, str(out), f"{case.name}_{variant}")
             except Exception as exc:  # reported by the test of that case
                 failures[key] = exc

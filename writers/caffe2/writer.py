@@ -75,9 +75,10 @@ def make_arg(name: str, value: Any) -> caffe2_pb2.Argument:
 class NetWriter:
     """State while emitting one pair of nets; handed to every op converter."""
 
-    def __init__(self, model: ir.Model, name: str, inplace: bool = False) -> None:
+    def __init__(self, model: ir.Model, name: str, optimize: bool = False) -> None:
         self.model = model
-        self.inplace = inplace
+        # fast export: in-place activations, NNPACK convolutions where exact enough
+        self.optimize = optimize
         self.init_net = caffe2_pb2.NetDef(name=f"{name}_init")
         self.predict_net = caffe2_pb2.NetDef(name=name)
         for net in (self.init_net, self.predict_net):
@@ -195,7 +196,7 @@ class NetWriter:
         """An element-wise op, computed in place (brew's `relu(conv1, conv1)`) when the
         input is an intermediate blob that nothing else reads."""
         x = node.inputs[0]
-        if self.inplace and self._private(x):
+        if self.optimize and self._private(x):
             blob = self.blob(x)
             self.emit(op_type, [blob], [blob], **args)
             return self.bind(node.outputs[0], blob)
@@ -207,12 +208,13 @@ class NetWriter:
                 and self._blobs.get(id(value)) not in self.params)
 
 
-def build_nets(model: ir.Model, name: str | None = None, inplace: bool = False) -> Caffe2Nets:
+def build_nets(model: ir.Model, name: str | None = None, optimize: bool = False) -> Caffe2Nets:
     """Translate the common graph into the two NetDefs (nothing is written).
 
-    `inplace` lets activations overwrite their input blob (less memory traffic)."""
+    `optimize` lets activations overwrite their input blob (brew's in-place style)
+    and runs suitable convolutions on the NNPACK engine (Caffe2's mobile CPU engine)."""
     graph = model.graph
-    writer = NetWriter(model, name or graph.name or "model", inplace)
+    writer = NetWriter(model, name or graph.name or "model", optimize)
     input_names = []
     for i, value in enumerate(graph.inputs):
         blob = "data" if len(graph.inputs) == 1 else f"data{i + 1}"
