@@ -6,13 +6,14 @@ from collections.abc import Sequence
 
 import numpy as np
 import onnx_ir as ir
-import onnxruntime as ort
 
 from migrate.errors import VerificationError
 from migrate.graph import to_proto
 
 
-def _session(source: ir.Model | str) -> ort.InferenceSession:
+def _session(source: ir.Model | str):
+    import onnxruntime as ort  # imported when needed: conversions without --verify skip it
+
     options = ort.SessionOptions()
     # Run the graph as written: no fusions that could hide (or add) differences.
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL

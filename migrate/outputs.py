@@ -6,6 +6,8 @@ import os
 import tempfile
 from collections.abc import Iterable, Mapping
 
+from migrate.mapped import FileRegion, copy_region
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -13,7 +15,9 @@ def _umask() -> int:
     return mask
 
 
-def write_atomically(files: Mapping[str, bytes | Iterable[bytes | memoryview]]) -> None:
+def write_atomically(
+    files: Mapping[str, bytes | Iterable[bytes | memoryview | FileRegion]],
+) -> None:
     """Write every file to a temporary name beside it, then rename all of them.
 
     If anything fails before the renames, no target file is touched and the
@@ -32,7 +36,11 @@ def write_atomically(files: Mapping[str, bytes | Iterable[bytes | memoryview]]) 
                     fh.write(data)
                 else:  # streamed in pieces (e.g. weights straight from their arrays)
                     for chunk in data:
-                        fh.write(chunk)
+                        if isinstance(chunk, FileRegion):
+                            fh.flush()
+                            copy_region(chunk, fh.fileno())
+                        else:
+                            fh.write(chunk)
                 fh.flush()
                 os.fsync(fh.fileno())
         for path, tmp in temps.items():

@@ -35,6 +35,7 @@ import numpy as np
 import torchfile
 
 from migrate.errors import CorruptFileError, MigrateError, TooLargeError, TruncatedFileError
+from migrate.mapped import register_mapping
 
 DEFAULT_MAX_BYTES = 64 * 1024**3  # total tensor bytes a file may declare
 MAX_DEPTH = 20_000  # nesting of Lua values (tables, objects) in one file
@@ -264,6 +265,7 @@ def load(path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
             data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
     except OSError as exc:
         raise MigrateError(f"cannot read: {exc.strerror or exc}", file=path) from None
+    register_mapping(data, path)
     return loads(data, name=path, max_bytes=max_bytes)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
+from migrate.mapped import FileRegion, file_region
 from writers.caffe2.caffe2_pb2 import NetDef
 
 # field numbers and wire types of caffe2.proto (wire type 2 = length-delimited)
@@ -34,15 +35,21 @@ def varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _values_argument(array: np.ndarray) -> tuple[bytes, memoryview, int]:
-    """(header, payload, total length) of Argument{name: "values", floats: array}."""
-    raw = memoryview(np.ascontiguousarray(array, dtype="<f4").reshape(-1)).cast("B")
+def _values_argument(array: np.ndarray) -> tuple[bytes, memoryview | FileRegion, int]:
+    """(header, payload, total length) of Argument{name: "values", floats: array}.
+
+    The payload is the source file's region when the array is those very bytes
+    (copied file to file by the kernel), else a view of the array."""
+    data = np.ascontiguousarray(array, dtype="<f4").reshape(-1)
+    raw = file_region(data) or memoryview(data).cast("B")
+    size = raw.length if isinstance(raw, FileRegion) else len(raw)
     header = (bytes([_ARGUMENT_NAME]) + varint(6) + b"values"
-              + bytes([_ARGUMENT_FLOATS]) + varint(len(raw)))
-    return header, raw, len(header) + len(raw)
+              + bytes([_ARGUMENT_FLOATS]) + varint(size))
+    return header, raw, len(header) + size
 
 
-def init_net_chunks(init_net: NetDef, values: Mapping[str, np.ndarray]) -> Iterator[bytes]:
+def init_net_chunks(init_net: NetDef, values: Mapping[str, np.ndarray]
+                    ) -> Iterator[bytes | memoryview | FileRegion]:
     """The serialized init net, in pieces; `values` holds each float fill's array."""
     shell = NetDef()
     shell.CopyFrom(init_net)
@@ -62,4 +69,12 @@ def init_net_chunks(init_net: NetDef, values: Mapping[str, np.ndarray]) -> Itera
 
 
 def init_net_bytes(init_net: NetDef, values: Mapping[str, np.ndarray]) -> bytes:
-    return b"".join(bytes(chunk) for chunk in init_net_chunks(init_net, values))
+    parts = []
+    for chunk in init_net_chunks(init_net, values):
+        if isinstance(chunk, FileRegion):
+            with open(chunk.path, "rb") as fh:
+                fh.seek(chunk.offset)
+                parts.append(fh.read(chunk.length))
+        else:
+            parts.append(bytes(chunk))
+    return b"".join(parts)

@@ -1,0 +1,62 @@
+"""Weights that are still bytes of their source file, so writers can copy file to file.
+
+Readers memory-map model files and hand out numpy views of them (no copy). When a
+writer stores such an array unchanged, the kernel can copy the bytes straight from
+the source file to the output (os.sendfile) without the data ever passing
+through this process: conversion at disk speed, resident memory independent of the
+model size.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+_REGIONS: list[tuple[int, int, str]] = []  # (start address, length, path) of mapped files
+
+
+@dataclass(frozen=True)
+class FileRegion:
+    path: str
+    offset: int
+    length: int
+
+
+def register_mapping(buffer, path: str) -> None:
+    """Remember that `buffer` (an mmap, kept alive by its arrays) holds `path`'s bytes."""
+    view = np.frombuffer(buffer, dtype=np.uint8)
+    _REGIONS.append((view.__array_interface__["data"][0], view.size, os.path.abspath(path)))
+
+
+def file_region(array: np.ndarray) -> FileRegion | None:
+    """Where the array's bytes are in a mapped file, if they are exactly there."""
+    if not array.flags["C_CONTIGUOUS"] or sys.byteorder != "little" or array.size == 0:
+        return None
+    start = array.__array_interface__["data"][0]
+    for base, length, path in reversed(_REGIONS):
+        if base <= start and start + array.nbytes <= base + length:
+            return FileRegion(path, start - base, array.nbytes)
+    return None
+
+
+def copy_region(region: FileRegion, out_fd: int) -> None:
+    """Append the region to out_fd, in the kernel when the platform allows.
+
+    sendfile (file to file since Linux 2.6.33) measured 2-7x faster here than both
+    copy_file_range (which overlay filesystems run page by page) and read/write.
+    """
+    with open(region.path, "rb") as src:
+        done = 0
+        while done < region.length:
+            try:
+                n = os.sendfile(out_fd, src.fileno(), region.offset + done,
+                                region.length - done)
+            except (AttributeError, OSError):  # other platforms: a plain copy
+                src.seek(region.offset + done)
+                n = os.write(out_fd, src.read(min(region.length - done, 64 << 20)))
+            if n == 0:
+                raise OSError(f"{region.path} ended early")
+            done += n
