@@ -238,6 +238,61 @@ def run_verify(argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
+def _batch_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="migrate batch", formatter_class=argparse.RawTextHelpFormatter,
+        description="Migrate every model file under a folder (found by name or by content),\n"
+                    "in parallel, mirroring the folder structure. Resumable: progress is kept\n"
+                    "in OUT/migrate-state.sqlite; a rerun skips models already converted from\n"
+                    "identical content and retries failed ones. Writes OUT/report.md and\n"
+                    "OUT/report.json. Exit status: 0 all converted, 1 some failed, 2 usage.")
+    p.add_argument("archive", help="folder of model files (searched recursively)")
+    p.add_argument("-o", "--output-dir", required=True, metavar="OUT")
+    p.add_argument("--to", choices=TARGETS, default="caffe2")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="parallel worker processes (default: the number of cores)")
+    p.add_argument("--executor", default="local", metavar="local|dask://HOST:PORT",
+                   help="where the work runs: local processes, or an existing Dask\n"
+                        "distributed scheduler (pip install 'torch7-migrate[dask]')")
+    p.add_argument("--no-verify", action="store_true",
+                   help="do not run the converted files in the target runtime")
+    p.add_argument("--no-optimize", action="store_true", help="one op per layer")
+    p.add_argument("--input-shape", metavar="SHAPE",
+                   help="input shape of every model (default: inferred per model)")
+    p.add_argument("--caffe2-python", metavar="PYTHON")
+    p.add_argument("--timeout", type=float, default=1800, metavar="S",
+                   help="give up on a model after this many seconds (default 1800)")
+    p.add_argument("--worker-memory", type=_size, default="8G", metavar="SIZE",
+                   help="memory limit of each local worker (default 8G)")
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE",
+                   help="Python file that registers converters for custom layers")
+    p.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    return p
+
+
+def run_batch_command(argv: Sequence[str]) -> int:
+    from migrate.batch import BatchOptions, run_batch
+
+    args = _batch_parser().parse_args(argv)
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    if args.plugin and args.executor == "local":
+        # workers import plugins through the PLUGINS variable (they are new processes)
+        os.environ["MIGRATE_PLUGINS"] = os.pathsep.join(os.path.abspath(p) for p in args.plugin)
+    _load_plugins(args.plugin)
+    summary = run_batch(BatchOptions(
+        root=args.archive, out=args.output_dir, target=args.to, jobs=args.jobs,
+        executor=args.executor, optimize=not args.no_optimize, verify=not args.no_verify,
+        caffe2_python=args.caffe2_python, timeout=args.timeout,
+        worker_memory=args.worker_memory, progress=sys.stderr.isatty(),
+        input_shapes=parse_shapes(args.input_shape) if args.input_shape else None))
+    print(f"migrate batch: {summary.total} models, {summary.skipped} already done, "
+          f"{summary.converted} converted, {summary.failed} failed, "
+          f"{summary.mismatched} mismatched")
+    print(f"report: {summary.report_md}")
+    return summary.exit_code
+
+
 def run_inspect(argv: Sequence[str]) -> int:
     from migrate.inspection import inspect_file
 
@@ -263,7 +318,7 @@ def run_check_mobile(argv: Sequence[str]) -> int:
 
 
 COMMANDS = {"inspect": run_inspect, "convert": run_convert, "verify": run_verify,
-            "check-mobile": run_check_mobile}
+            "check-mobile": run_check_mobile, "batch": run_batch_command}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

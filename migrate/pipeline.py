@@ -41,6 +41,7 @@ class ConvertOptions:
     rtol: float = DEFAULT_RTOL
     seed: int = 0
     optimize: bool = True
+    stem: str | None = None  # output file names (default: the model's file name)
     max_bytes: int = DEFAULT_MAX_BYTES
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
 
@@ -103,7 +104,7 @@ def convert_file(path: str, options: ConvertOptions) -> ConversionSummary:
         raise UsageError(f"unknown target '{options.target}' (choose from {', '.join(TARGETS)})")
     result, notes = load_source(path, options)
     model = result.model
-    stem = os.path.splitext(os.path.basename(path))[0]
+    stem = options.stem or os.path.splitext(os.path.basename(path))[0]
     params, param_bytes = count_parameters(model)
     reference = model
     if options.optimize:

@@ -148,6 +148,17 @@ def find_unsupported(root: T7Module) -> list[tuple[str, str]]:
 _SPATIAL_CANDIDATES = (64, 32, 28, 224, 96, 48, 16, 24, 12, 8, 227, 256, 299)
 
 
+# Layers that keep the number of channels: the first layer after them still tells
+# the input's channel count.
+_SHAPE_PRESERVING = (
+    "ReLU", "ReLU6", "Tanh", "Sigmoid", "Threshold", "LeakyReLU", "ELU", "HardTanh",
+    "SoftPlus", "Dropout", "SpatialDropout", "SpatialMaxPooling", "SpatialAveragePooling",
+    "SpatialZeroPadding", "SpatialReflectionPadding", "SpatialReplicationPadding",
+    "MulConstant", "AddConstant", "Identity", "Abs", "Square", "Sqrt", "Power", "Exp",
+    "SpatialUpSamplingNearest", "SpatialUpSamplingBilinear", "SpatialCrossMapLRN",
+)
+
+
 def candidate_input_shapes(root: T7Module) -> list[list[int]]:
     """Plausible input shapes from the first layer that declares its input size."""
     for m in iter_modules(root):
@@ -160,7 +171,7 @@ def candidate_input_shapes(root: T7Module) -> list[list[int]]:
             if "Spatial" in m.cls:
                 return [[1, n, s, s] for s in _SPATIAL_CANDIDATES]
             return [[1, n]]
-        if not m.children() and m is not root:
+        if not m.children() and m is not root and not m.cls.endswith(_SHAPE_PRESERVING):
             break
     raise ConversionError(
         "cannot infer the input shape from the first layer; pass --input-shape, e.g. 1x3x224x224"
