@@ -27,6 +27,7 @@ Convert an archived model to a maintained format and prove the numbers match.
   migrate inspect model.t7               module tree, parameters, what is supported
   migrate verify model.t7 model_init_net.pb model_predict_net.pb --input sample.npy
   migrate check-mobile model_predict_net.pb
+  migrate batch archive/ -o migrated/    every model under a folder, in parallel, resumable
 
 After writing, the converted model is run on a random input (or --input) and
 compared with the source model's graph run in onnxruntime, layer by layer (Caffe2

@@ -163,3 +163,19 @@ def test_preprocessing_flags_reach_the_report(tmp_path, caffe2_python, shared_di
     assert result.returncode == 0, result.stderr
     page = (tmp_path / "h_legacy_bn_runningstd_double.report.html").read_text()
     assert "BGR-&gt;RGB folded" in page and "mean folded into the first convolution" in page
+
+
+def test_verify_takes_an_image_as_input(tmp_path, caffe2_python, shared_dir):
+    cv2 = pytest.importorskip("cv2")
+    model = os.path.join(T7_DIR, "h_legacy_bn_runningstd_double.t7")
+    image = tmp_path / "sample.png"
+    pixels = np.random.default_rng(4).integers(0, 256, (7, 7, 3), dtype=np.uint8)
+    cv2.imwrite(str(image), pixels)
+    converted = migrate(model, "-o", str(tmp_path), "--input", str(image),
+                        "--caffe2-python", caffe2_python)
+    assert converted.returncode == 0, converted.stderr
+    assert "the given 1x3x7x7 input" in converted.stdout
+    stem = tmp_path / "h_legacy_bn_runningstd_double"
+    result = migrate("verify", model, f"{stem}_init_net.pb", f"{stem}_predict_net.pb",
+                     "--input", str(image), "--caffe2-python", caffe2_python)
+    assert result.returncode == 0, result.stdout + result.stderr
