@@ -10,32 +10,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from migrate.registry import Registry
+
 Converter = Callable[[Any, Any, Any], Any]
 
-_CONVERTERS: dict[str, Converter] = {}
+_REGISTRY: Registry[Converter] = Registry("Torch7 module")
 
 # GPU-era class prefixes whose layers compute exactly what the nn layer of the
 # same name computes; used when no converter is registered under the full name.
 _ALIASED_PREFIXES = ("cudnn.", "cunn.", "fbcunn.", "nnx.")
 
-
-def converter(*class_names: str) -> Callable[[Converter], Converter]:
-    def register(fn: Converter) -> Converter:
-        for name in class_names:
-            _CONVERTERS[name] = fn
-        return fn
-
-    return register
+converter = _REGISTRY.register
 
 
 def lookup(class_name: str) -> Converter | None:
-    found = _CONVERTERS.get(class_name)
+    found = _REGISTRY.get(class_name)
     if found is None:
         for prefix in _ALIASED_PREFIXES:
             if class_name.startswith(prefix):
-                found = _CONVERTERS.get("nn." + class_name[len(prefix):])
+                found = _REGISTRY.get("nn." + class_name[len(prefix):])
     return found
 
 
 def supported_classes() -> list[str]:
-    return sorted(_CONVERTERS)
+    return _REGISTRY.names()

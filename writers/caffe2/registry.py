@@ -9,23 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from migrate.registry import Registry
+
 OpConverter = Callable[[Any, Any], None]
 
-_CONVERTERS: dict[str, OpConverter] = {}
+_REGISTRY: Registry[OpConverter] = Registry("ONNX op")
 
-
-def op_converter(*op_types: str) -> Callable[[OpConverter], OpConverter]:
-    def register(fn: OpConverter) -> OpConverter:
-        for op_type in op_types:
-            _CONVERTERS[op_type] = fn
-        return fn
-
-    return register
-
-
-def lookup(op_type: str) -> OpConverter | None:
-    return _CONVERTERS.get(op_type)
+op_converter = _REGISTRY.register
+lookup = _REGISTRY.get
 
 
 def supported_ops() -> list[str]:
-    return sorted(_CONVERTERS)
+    return _REGISTRY.names()

@@ -13,14 +13,17 @@ def threshold(ctx, module, x):
     return ctx.op("Where", [above, x, ctx.scalar(val, "value")], hint="threshold")
 
 
-@converter("nn.Tanh")
-def tanh(ctx, module, x):
-    return ctx.op("Tanh", [x], hint="tanh")
+def _elementwise(onnx_op):
+    def convert(ctx, module, x):
+        return ctx.op(onnx_op, [x], hint=onnx_op.lower())
+
+    return convert
 
 
-@converter("nn.Sigmoid")
-def sigmoid(ctx, module, x):
-    return ctx.op("Sigmoid", [x], hint="sigmoid")
+# modules that are one element-wise ONNX op with no parameters
+for _cls, _op in (("nn.Tanh", "Tanh"), ("nn.Sigmoid", "Sigmoid"), ("nn.Abs", "Abs"),
+                  ("nn.Exp", "Exp"), ("nn.Log", "Log"), ("nn.Sqrt", "Sqrt")):
+    converter(_cls)(_elementwise(_op))
 
 
 def _feature_axis(ctx, x):
@@ -84,26 +87,6 @@ def softplus(ctx, module, x):
     scaled = ctx.op("Mul", [x, ctx.scalar(beta, "beta")], hint="scale")
     y = ctx.op("Softplus", [scaled], hint="softplus")
     return ctx.op("Mul", [y, ctx.scalar(1.0 / beta, "inv_beta")], hint="scale")
-
-
-@converter("nn.Abs")
-def abs_(ctx, module, x):
-    return ctx.op("Abs", [x], hint="abs")
-
-
-@converter("nn.Exp")
-def exp(ctx, module, x):
-    return ctx.op("Exp", [x], hint="exp")
-
-
-@converter("nn.Log")
-def log(ctx, module, x):
-    return ctx.op("Log", [x], hint="log")
-
-
-@converter("nn.Sqrt")
-def sqrt(ctx, module, x):
-    return ctx.op("Sqrt", [x], hint="sqrt")
 
 
 @converter("nn.Square")
