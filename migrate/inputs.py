@@ -18,10 +18,10 @@ def load_input(path: str) -> np.ndarray:
     lower = path.lower()
     if lower.endswith(".npy"):
         try:
-            array = np.load(path, allow_pickle=False)
-        except ValueError as exc:
+            array = np.load(path, allow_pickle=False)  # never unpickle objects
+            return np.asarray(array, dtype=np.float32)
+        except (ValueError, EOFError, OSError, TypeError) as exc:
             raise UsageError(f"not a numeric .npy array ({exc})", file=path) from None
-        return np.asarray(array, dtype=np.float32)
     if lower.endswith(IMAGE_SUFFIXES):
         try:
             import cv2

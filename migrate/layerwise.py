@@ -18,7 +18,7 @@ import onnx
 import onnx_ir as ir
 
 from migrate.caffe2_side import Caffe2Job, find_caffe2_python, run_caffe2_jobs
-from migrate.errors import VerificationError
+from migrate.errors import UsageError, VerificationError
 from migrate.graph import SOURCE_CLASS, SOURCE_PATH, to_proto
 from migrate.onnx_runtime import run_onnx
 from migrate.verify import Comparison, compare
@@ -82,6 +82,16 @@ def caffe2_ops_by_module(predict_net: NetDef) -> dict[str, tuple[int, str]]:
         if op.debug_info and op.output:
             ops[op.debug_info.rsplit(" (", 1)[0]] = (i, op.output[0])
     return ops
+
+
+def _load_onnx(path: str) -> onnx.ModelProto:
+    try:
+        return onnx.load(path)
+    except OSError as exc:
+        raise UsageError(f"cannot read: {exc.strerror or exc}", file=path) from None
+    except Exception:  # protobuf's DecodeError and friends
+        raise UsageError("not an ONNX model (it does not parse as ModelProto)",
+                         file=path) from None
 
 
 def _onnx_values_by_module(proto: onnx.ModelProto) -> dict[str, str]:
@@ -152,7 +162,7 @@ def run_layerwise(
 
     if "onnx" in written:
         runtime = "onnxruntime (written .onnx)"
-        written_proto = onnx.load(written["onnx"])
+        written_proto = _load_onnx(written["onnx"])
         mapping = _onnx_values_by_module(written_proto)
         values = _run_onnx_values(written_proto, inputs, sorted(set(mapping.values())))
         candidate = {path: values[name] for path, name in mapping.items()}

@@ -80,6 +80,10 @@ def check_mobile(predict_path: str, init_path: str | None = None) -> MobileRepor
     report = MobileReport(predict_path, init_path, ops=len(predict.op))
     problems = report.problems
 
+    if not predict.op:
+        problems.append("the predict_net has no operators (empty or not a Caffe2 NetDef)")
+    if not predict.external_output:
+        problems.append("the predict_net declares no external_output")
     if predict.device_option.device_type not in (0,):
         problems.append(f"net device_type {predict.device_option.device_type} is not the CPU")
     available = set(predict.external_input)

@@ -66,3 +66,21 @@ def test_lua_function_is_data_not_code(tmp_path, shared_dir):
     result = migrate(path, "-o", str(tmp_path))
     assert result.returncode == 2
     assert "holds no Torch7 module" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("content", [b"", b"\xff" * 64, b"\x0a\x05hello" * 3])
+def test_hostile_netdef_onnx_and_npy_inputs(content, tmp_path):
+    predict, init = tmp_path / "x_predict_net.pb", tmp_path / "x_init_net.pb"
+    model_onnx, sample = tmp_path / "x.onnx", tmp_path / "sample.npy"
+    for path in (predict, init, model_onnx, sample):
+        path.write_bytes(content)
+    results = [
+        migrate("check-mobile", str(predict)),
+        migrate("verify", LENET, str(init), str(predict), "--input-shape", "1x1x28x28"),
+        migrate("verify", LENET, str(model_onnx), "--input-shape", "1x1x28x28"),
+        migrate(LENET, "--input", str(sample), "-o", str(tmp_path / "out")),
+    ]
+    for result in results:
+        assert result.returncode in (1, 2), result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.strip() or result.stdout.strip()
