@@ -39,6 +39,10 @@ def optimize(model: ir.Model) -> list[str]:
             elif node.op_type == "Squeeze" and _cancel_squeeze(graph, node):
                 counts["squeeze"] += 1
                 changed = True
+    unused = [name for name, value in graph.initializers.items()
+              if not value.uses() and not value.is_graph_output()]
+    for name in unused:  # weights replaced by folded ones
+        graph.initializers.pop(name)
     notes = []
     if counts["bn"]:
         notes.append(f"{counts['bn']} BatchNormalization folded into the preceding layer")

@@ -26,9 +26,13 @@ def _read(case: Case):
     return read_torch7(case.model, [a.shape for a in case.inputs])
 
 
+@pytest.mark.parametrize("variant", ["naive", "optimized"])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_onnx_matches_torch7(case: Case, tmp_path):
-    written = write_onnx(_read(case).model, str(tmp_path), case.name)
+def test_onnx_matches_torch7(case: Case, variant: str, tmp_path):
+    model = _read(case).model
+    if variant == "optimized":
+        optimize(model)
+    written = write_onnx(model, str(tmp_path), case.name)
     got = run_onnx(written["onnx"], case.inputs)
     result = compare(got, case.outputs, ATOL, RTOL)
     assert result.passed, result.describe()
