@@ -179,3 +179,22 @@ def test_verify_takes_an_image_as_input(tmp_path, caffe2_python, shared_dir):
     result = migrate("verify", model, f"{stem}_init_net.pb", f"{stem}_predict_net.pb",
                      "--input", str(image), "--caffe2-python", caffe2_python)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_failed_verification_keeps_the_report_and_no_model_files(tmp_path, caffe2_python,
+                                                                 shared_dir):
+    # a plugin that breaks the Caffe2 writer's Tanh (emits Sigmoid): a real mismatch
+    plugin = tmp_path / "broken_writer.py"
+    plugin.write_text(
+        "from migrate.plugins import caffe2_converter\n\n"
+        "@caffe2_converter('Tanh')\n"
+        "def wrong_tanh(w, node):\n"
+        "    w.simple('Sigmoid', 'tanh', node)\n")
+    model = os.path.join(T7_DIR, "f_nngraph_residual_float.t7")
+    out = tmp_path / "out"
+    result = migrate(model, "-o", str(out), "--report", "--plugin", str(plugin),
+                     "--input-shape", "1x3x10x10", "--caffe2-python", caffe2_python)
+    assert result.returncode == 1
+    assert "first divergence at model.modules[7] (nn.Tanh)" in result.stderr
+    assert sorted(os.listdir(out)) == ["f_nngraph_residual_float.report.html",
+                                       "f_nngraph_residual_float.report.json"]
