@@ -116,3 +116,15 @@ def test_benchmark_models_are_readable_networks(make, shape, tmp_path):
     t7write.save(str(path), make())
     result = read_torch7(str(path), [shape])
     assert result.model.graph.outputs[0].shape is not None
+
+
+def test_small_vgg_instance_decodes_the_same_with_both_readers(tmp_path):
+    """The benchmark's VGG-16 writer at a small size: our memory-mapped reader and
+    torchfile (reading with copies) decode the same objects and numbers."""
+    path = tmp_path / "vgg_small.t7"
+    t7write.save(str(path), models.vgg16(width=1 / 16, image=32, hidden=32, classes=10))
+    ours = t7file.load(str(path))
+    theirs = torchfile.load(str(path), use_list_heuristic=False)
+    assert _plain(ours) == _plain(theirs)
+    convs = [m for m in T7Module(ours, "model").children() if m.cls == "nn.SpatialConvolution"]
+    assert len(convs) == 13 and convs[0].fields["weight"].dtype == np.float32
