@@ -72,6 +72,9 @@ def count_parameters(model: ir.Model) -> tuple[int, int]:
 
 def load_source(path: str, options: ConvertOptions) -> tuple[ReadResult, list[str]]:
     """The source model's common graph, with requested preprocessing folded in."""
+    if os.path.isdir(path):
+        raise UsageError("is a folder; `migrate batch FOLDER -o OUT` converts a whole archive",
+                         file=path)
     if not os.path.isfile(path):
         raise UsageError("no such file", file=path)
     shapes = options.input_shapes

@@ -84,3 +84,15 @@ def test_hostile_netdef_onnx_and_npy_inputs(content, tmp_path):
         assert result.returncode in (1, 2), result.stderr
         assert "Traceback" not in result.stderr, result.stderr
         assert result.stderr.strip() or result.stdout.strip()
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder"])
+def test_missing_file_or_folder_is_a_usage_error(kind, tmp_path):
+    path = tmp_path / "model.t7"
+    if kind == "folder":
+        path.mkdir()
+    result = migrate(str(path), "-o", str(tmp_path / "out"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    expected = "no such file" if kind == "missing" else "migrate batch"
+    assert result.stderr.strip() == result.stderr.strip().splitlines()[0]
+    assert result.stderr.startswith(f"migrate: error: {path}: ") and expected in result.stderr
