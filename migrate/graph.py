@@ -10,6 +10,7 @@ errors and layer-by-layer reports can name the source module.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ import onnx
 import onnx_ir as ir
 from onnx import shape_inference
 
-from migrate.errors import ConversionError
+from migrate.errors import ConversionError, TooLargeError
 
 OPSET = 17
 IR_VERSION = 8
@@ -27,6 +28,9 @@ SOURCE_CLASS = "source.class"
 # Constant inputs up to this many elements are handed to ONNX's per-node shape
 # inference (it needs e.g. Reshape's target shape); weights are not.
 _SMALL_CONSTANT = 4096
+# No single tensor the model computes may need more (a damaged size field in a file,
+# e.g. nn.Padding's pad = 2^31, must fail here, not in the verification run).
+MAX_TENSOR_BYTES = 8 * 1024**3
 
 
 class GraphBuilder:
@@ -62,6 +66,7 @@ class GraphBuilder:
         value = ir.Value(
             name=self.unique_name(name), shape=ir.Shape(list(shape)), type=ir.TensorType(dtype)
         )
+        _check_size(value, f"input '{name}'")
         self.graph.inputs.append(value)
         return value
 
@@ -110,6 +115,8 @@ class GraphBuilder:
             out.name = self.unique_name(base)
         self.graph.append(node)
         _infer_node(node)
+        for out in node.outputs:
+            _check_size(out)
         return node.outputs[0]
 
     def set_outputs(self, values: Sequence[ir.Value]) -> None:
@@ -139,6 +146,18 @@ def static_shape(value: ir.Value) -> tuple[int, ...]:
     if value.shape is None or not all(isinstance(d, int) for d in value.shape):
         raise ConversionError(f"shape of {value.name} is not known statically ({value.shape})")
     return tuple(int(d) for d in value.shape)
+
+
+def _check_size(value: ir.Value, what: str = "its output") -> None:
+    if value.shape is None or value.dtype is None:
+        return
+    dims = [d for d in value.shape if isinstance(d, int)]
+    nbytes = math.prod(dims) * int(value.dtype.itemsize)
+    if nbytes > MAX_TENSOR_BYTES:
+        raise TooLargeError(
+            f"{what} of shape {list(value.shape)} would need {nbytes / 1e9:,.1f} GB, over "
+            f"the {MAX_TENSOR_BYTES >> 30} GiB one tensor may take (a damaged size field, or "
+            "pass a smaller --input-shape)")
 
 
 def _infer_node(node: ir.Node) -> None:

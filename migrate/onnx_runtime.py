@@ -33,4 +33,9 @@ def run_onnx(source: ir.Model | str, inputs: Sequence[np.ndarray]) -> list[np.nd
         n: np.ascontiguousarray(a, dtype=np.float32)
         for n, a in zip(names, inputs, strict=True)
     }
-    return [np.asarray(o) for o in session.run(None, feeds)]
+    try:
+        outputs = session.run(None, feeds)
+    except Exception as exc:  # e.g. an allocation failure on an absurd tensor
+        message = str(exc).split("Status Message:")[-1].strip()
+        raise VerificationError(f"onnxruntime failed to run the model: {message}") from None
+    return [np.asarray(o) for o in outputs]

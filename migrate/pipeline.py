@@ -62,9 +62,10 @@ class ConversionSummary:
 
 
 def count_parameters(model: ir.Model) -> tuple[int, int]:
+    """Elements and bytes of the floating-point constants (weights; not shapes or pads)."""
     count = nbytes = 0
     for value in model.graph.initializers.values():
-        if value.const_value is not None:
+        if value.const_value is not None and value.const_value.dtype.is_floating_point():
             count += value.const_value.size
             nbytes += value.const_value.nbytes
     return count, nbytes

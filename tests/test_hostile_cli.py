@@ -4,12 +4,13 @@ exit status 2, no traceback (unless --debug), and nothing written."""
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from fixtures_t7 import PROJECT_FIXTURES, REAL_DIR
+from fixtures_t7 import PROJECT_FIXTURES, REAL_DIR, T7_DIR
 
 from bench.fuzz import deep_modules, deep_tables, self_containing_module
 
@@ -96,3 +97,36 @@ def test_missing_file_or_folder_is_a_usage_error(kind, tmp_path):
     expected = "no such file" if kind == "missing" else "migrate batch"
     assert result.stderr.strip() == result.stderr.strip().splitlines()[0]
     assert result.stderr.startswith(f"migrate: error: {path}: ") and expected in result.stderr
+
+
+def _padding_with_pad(tmp_path, pad: float):
+    """The real nn.Padding fixture with its `pad` field set to `pad` (a damaged file)."""
+    source = os.path.join(T7_DIR, "layer_Padding_channels_float.t7")
+    if not os.path.exists(source):
+        pytest.skip("../shared fixtures not present")
+    data = bytearray(open(source, "rb").read())
+    key = b"\x02\x00\x00\x00\x03\x00\x00\x00pad\x01\x00\x00\x00"  # "pad" = number
+    at = data.index(key) + len(key)
+    assert struct.unpack("<d", data[at:at + 8])[0] == 2.0
+    data[at:at + 8] = struct.pack("<d", pad)
+    path = tmp_path / f"padding_{int(pad)}.t7"
+    path.write_bytes(data)
+    return path
+
+
+def test_absurd_padding_is_too_large_not_an_allocation(tmp_path):
+    path = _padding_with_pad(tmp_path, 2.0**31 - 1)
+    result = migrate(str(path), "-o", str(tmp_path / "out"), "--input-shape", "1x4x9x11")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "model.modules[1] (nn.Padding)" in result.stderr and "GB" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_large_padding_costs_nothing_in_the_written_nets(tmp_path):
+    # 131072 channels of padding = a 52 MB block: filled at run time, not stored.
+    path = _padding_with_pad(tmp_path, 131072.0)
+    out = tmp_path / "out"
+    result = migrate(str(path), "-o", str(out), "--input-shape", "1x4x9x11", "--no-verify")
+    assert result.returncode == 0, result.stderr
+    sizes = {p.name: p.stat().st_size for p in out.iterdir()}
+    assert sizes[f"{path.stem}_init_net.pb"] < 1024, sizes

@@ -7,7 +7,6 @@ tree calling one registered converter per module.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +30,6 @@ from readers.torch7.registry import lookup
 
 ROOT_PATH = "model"
 MAX_MODULE_DEPTH = 200  # containers nested deeper than this are not a real network
-MAX_FILL_ELEMENTS = 1 << 26  # largest constant block a converter may create (256 MB)
 
 
 @dataclass
@@ -88,13 +86,6 @@ class BuildContext:
 
     def const(self, array: Any, hint: str = "const") -> ir.Value:
         return self.builder.constant(np.asarray(array), hint)
-
-    def filled(self, shape: Sequence[int], value: float, hint: str = "fill") -> ir.Value:
-        """A constant block of one value (checked: a damaged size must not allocate GBs)."""
-        count = math.prod(shape)
-        if count > MAX_FILL_ELEMENTS or min(shape, default=1) < 0:
-            raise ConversionError(f"a constant of shape {list(shape)} is unreasonably large")
-        return self.const(np.full(list(shape), value, np.float32), hint)
 
     def scalar(self, value: float, hint: str = "scalar") -> ir.Value:
         return self.builder.constant(np.asarray(value, dtype=np.float32), hint)

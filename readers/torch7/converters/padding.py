@@ -1,5 +1,6 @@
 """Padding and cropping."""
 
+from migrate.errors import ConversionError
 from readers.torch7.registry import converter
 
 
@@ -60,20 +61,31 @@ def padding(ctx, module, x):
     if n_input_dim is not None and len(shape) != int(n_input_dim):
         dim += 1
     axis = dim - 1
+    if not 0 <= axis < len(shape):
+        raise ConversionError(f"dim {module.int('dim')} is outside the {len(shape)}-D input")
     pad, index, value = module.int("pad"), module.int("index", 1), module.float("value", 0.0)
     size = shape[axis]
     # position (0-based) where the padding block starts, as nn computes it
     at = (size - index + 1) if pad > 0 else (index - 1)
-    block_shape = list(shape)
-    block_shape[axis] = abs(pad)
-    block = ctx.filled(block_shape, value, "padding")
-    pieces = []
-    if at > 0:
-        pieces.append(_narrow(ctx, x, axis, 0, at))
-    pieces.append(block)
-    if at < size:
-        pieces.append(_narrow(ctx, x, axis, at, size))
-    return ctx.op("Concat", pieces, hint="padding", axis=axis)
+    if not 0 <= at <= size:
+        raise ConversionError(f"index {index} is outside dim {dim} of size {size}")
+
+    # A Pad, not a Concat with a constant block: the block's size comes from the
+    # file, and a damaged `pad` must not make the converter allocate it.
+    def pad_along_axis(piece, before, after):
+        pads = [0] * (2 * len(shape))
+        pads[axis], pads[len(shape) + axis] = before, after
+        inputs = [piece, ctx.int64s(pads, "pads")]
+        if value != 0.0:
+            inputs.append(ctx.scalar(value, "pad_value"))
+        return ctx.op("Pad", inputs, hint="padding", mode="constant")
+
+    if at == 0:
+        return pad_along_axis(x, abs(pad), 0)
+    if at == size:
+        return pad_along_axis(x, 0, abs(pad))
+    head = pad_along_axis(_narrow(ctx, x, axis, 0, at), 0, abs(pad))
+    return ctx.op("Concat", [head, _narrow(ctx, x, axis, at, size)], hint="padding", axis=axis)
 
 
 def _narrow(ctx, x, axis, start, end):

@@ -108,8 +108,11 @@ def _pad_constant_blocks(w, node, x, pads, value):
             if count:
                 block = list(shape)
                 block[axis] = count
-                pieces.append((side, w.param(np.full(block, value, np.float32),
-                                             f"{name}_{side}{axis}")))
+                # filled at run time: a block in the init net would cost its size
+                # on disk and in memory while writing
+                filled = f"{name}_{side}{axis}"
+                w.emit("ConstantFill", [], [filled], shape=block, value=value)
+                pieces.append((side, filled))
         parts = [p for s, p in pieces if s == "before"] + [blob] + [
             p for s, p in pieces if s == "after"]
         out = f"{name}_axis{axis}"
@@ -134,7 +137,7 @@ def pad(w, node):
     if not spatial_only:
         if mode != "constant":
             raise ConversionError(f"{mode} padding is supported on the last two dims only")
-        w.note("constant padding of non-spatial dims -> Concat with filled blocks")
+        w.note("constant padding of non-spatial dims -> Concat with ConstantFill blocks")
         w.bind(node.outputs[0], _pad_constant_blocks(w, node, x, pads, value))
         return
     args = dict(pad_t=pads[rank - 2], pad_b=pads[2 * rank - 2], pad_l=pads[rank - 1],
