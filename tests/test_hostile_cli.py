@@ -99,19 +99,25 @@ def test_missing_file_or_folder_is_a_usage_error(kind, tmp_path):
     assert result.stderr.startswith(f"migrate: error: {path}: ") and expected in result.stderr
 
 
-def _padding_with_pad(tmp_path, pad: float):
-    """The real nn.Padding fixture with its `pad` field set to `pad` (a damaged file)."""
-    source = os.path.join(T7_DIR, "layer_Padding_channels_float.t7")
+def _with_fields(tmp_path, fixture: str, **changes: tuple[float, float]):
+    """A real fixture with numeric module fields changed, field=(old, new) (a damaged file)."""
+    source = os.path.join(T7_DIR, f"{fixture}.t7")
     if not os.path.exists(source):
         pytest.skip("../shared fixtures not present")
     data = bytearray(open(source, "rb").read())
-    key = b"\x02\x00\x00\x00\x03\x00\x00\x00pad\x01\x00\x00\x00"  # "pad" = number
-    at = data.index(key) + len(key)
-    assert struct.unpack("<d", data[at:at + 8])[0] == 2.0
-    data[at:at + 8] = struct.pack("<d", pad)
-    path = tmp_path / f"padding_{int(pad)}.t7"
+    for field, (old, new) in changes.items():
+        name = field.encode()
+        key = struct.pack("<ii", 2, len(name)) + name + struct.pack("<i", 1)  # string key, number
+        at = data.index(key) + len(key)
+        assert struct.unpack("<d", data[at:at + 8])[0] == old
+        data[at:at + 8] = struct.pack("<d", new)
+    path = tmp_path / f"{fixture}_damaged.t7"
     path.write_bytes(data)
     return path
+
+
+def _padding_with_pad(tmp_path, pad: float):
+    return _with_fields(tmp_path, "layer_Padding_channels_float", pad=(2.0, pad))
 
 
 def test_absurd_padding_is_too_large_not_an_allocation(tmp_path):
@@ -130,3 +136,11 @@ def test_large_padding_costs_nothing_in_the_written_nets(tmp_path):
     assert result.returncode == 0, result.stderr
     sizes = {p.name: p.stat().st_size for p in out.iterdir()}
     assert sizes[f"{path.stem}_init_net.pb"] < 1024, sizes
+
+
+def test_huge_dilated_pooling_window_is_refused_for_caffe2(tmp_path):
+    path = _with_fields(tmp_path, "layer_SpatialDilatedMaxPooling_float",
+                        kW=(2.0, 40.0), kH=(2.0, 40.0))
+    result = migrate(str(path), "-o", str(tmp_path / "out"), "--input-shape", "1x4x90x90")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "nn.SpatialDilatedMaxPooling" in result.stderr and "40x40" in result.stderr

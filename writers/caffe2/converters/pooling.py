@@ -33,6 +33,10 @@ def max_pool(w, node):
         _pool(w, node, "MaxPool", "pool")
 
 
+# Each tap is three ops; a damaged kernel size must not unroll into millions.
+MAX_DILATED_TAPS = 1024
+
+
 def _dilated_max_pool(w, node):
     """Caffe2's pooling has no dilation: take the max of the kernel's shifted,
     strided views of the (-inf padded) input instead."""
@@ -41,6 +45,9 @@ def _dilated_max_pool(w, node):
     n, c, h, w_in = w.shape(x)
     out_h, out_w = w.shape(node.outputs[0])[2:]
     kh, kw = node.attributes.get_ints("kernel_shape")
+    if kh * kw > MAX_DILATED_TAPS:
+        raise ConversionError(f"dilated max pooling with a {kh}x{kw} window is too large to "
+                              f"unroll for Caffe2 (at most {MAX_DILATED_TAPS} taps)")
     sh, sw = node.attributes.get_ints("strides", [1, 1])
     dh, dw = node.attributes.get_ints("dilations")
     pt, pl = node.attributes.get_ints("pads", [0, 0, 0, 0])[:2]
