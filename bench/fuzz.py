@@ -5,7 +5,7 @@
 Every case is a real fixture file damaged one way: bit flips, truncation at an
 object boundary, a size field set huge or negative, a type tag overwritten,
 plus synthetic deep nesting and self-containing modules. Each is read and
-converted (common graph, then Caffe2 nets) in a worker process that reports, per
+converted (common graph, graph passes, then Caffe2 nets) in a worker process that reports, per
 case, what escaped and how far its resident memory peaked above where it started. A case fails when
 anything other than the project's own MigrateError escapes, when it takes longer
 than the per-case timeout (the worker is killed and restarted), or when its memory
@@ -181,6 +181,7 @@ def _reset_peak_rss() -> None:
 def worker() -> None:
     sys.path.insert(0, ROOT)
     from migrate.errors import MigrateError
+    from migrate.optimize import optimize
     from readers.torch7 import t7file
     from readers.torch7.module import T7Module
     from readers.torch7.reader import build_graph
@@ -195,7 +196,9 @@ def worker() -> None:
         outcome = "converted"
         try:
             root = T7Module(t7file.loads(data, name=job["path"]), "model")
-            build_nets(build_graph(root, "fuzz", job["shapes"]).model, "fuzz")
+            model = build_graph(root, "fuzz", job["shapes"]).model
+            optimize(model)  # what `migrate` does by default
+            build_nets(model, "fuzz", optimize=True)
         except MigrateError as exc:
             outcome = "error:" + type(exc).__name__
         except BaseException as exc:  # the failures the fuzzer is looking for

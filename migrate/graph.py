@@ -152,6 +152,10 @@ def _check_size(value: ir.Value, what: str = "its output") -> None:
     if value.shape is None or value.dtype is None:
         return
     dims = [d for d in value.shape if isinstance(d, int)]
+    if any(d < 0 for d in dims):
+        # ONNX's inference lets e.g. a pooling window larger than its input through
+        raise ConversionError(f"{what} would have the negative shape {list(value.shape)} "
+                              "(a window or size larger than its input)")
     nbytes = math.prod(dims) * int(value.dtype.itemsize)
     if nbytes > MAX_TENSOR_BYTES:
         raise TooLargeError(

@@ -144,3 +144,31 @@ def test_huge_dilated_pooling_window_is_refused_for_caffe2(tmp_path):
     result = migrate(str(path), "-o", str(tmp_path / "out"), "--input-shape", "1x4x90x90")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "nn.SpatialDilatedMaxPooling" in result.stderr and "40x40" in result.stderr
+
+
+def test_onnxruntime_failure_is_a_verification_error(tmp_path, capfd):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from migrate.errors import VerificationError
+    from migrate.onnx_runtime import run_onnx
+
+    # a window larger than the (dynamically sized) input: fails only when run
+    graph = helper.make_graph(
+        [helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[5, 5])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    path = tmp_path / "pool.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    with pytest.raises(VerificationError, match="onnxruntime failed to run the model"):
+        run_onnx(str(path), [np.zeros((1, 1, 3, 3), np.float32)])
+    assert "onnxruntime" not in capfd.readouterr().err  # no log lines of its own
+
+
+def test_pooling_window_larger_than_its_input_is_a_conversion_error(tmp_path):
+    path = _with_fields(tmp_path, "layer_SpatialDilatedMaxPooling_float", kH=(2.0, 131072.0))
+    result = migrate(str(path), "-o", str(tmp_path / "out"), "--to", "onnx",
+                     "--input-shape", "1x4x9x11")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "model.modules[1] (nn.SpatialDilatedMaxPooling)" in result.stderr
+    assert "negative shape" in result.stderr and len(result.stderr.splitlines()) == 1
