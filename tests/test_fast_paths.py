@@ -13,6 +13,7 @@ import torchfile
 from fixtures_t7 import PROJECT_FIXTURES, T7_DIR
 
 from bench import models, t7write
+from migrate import outputs
 from migrate.mapped import FileRegion, file_region
 from readers.torch7 import t7file
 from readers.torch7.module import T7Module
@@ -69,6 +70,32 @@ def test_weights_map_back_to_their_bytes_in_the_file():
         fh.seek(region.offset)
         assert fh.read(region.length) == weight.tobytes()
     assert file_region(weight * 2) is None  # a computed array is not in the file
+
+
+def test_large_outputs_are_written_back_in_steps_and_byte_exact(tmp_path, monkeypatch):
+    source = tmp_path / "weights.bin"
+    payload = np.random.default_rng(0).integers(0, 256, 40 << 20, dtype=np.uint8)
+    source.write_bytes(payload.tobytes())
+    computed = np.arange(3 << 20, dtype=np.float32)  # 12 MB that are not in any file
+    started: list[tuple[int, int]] = []
+    real = outputs._sync_file_range
+
+    def recording(fd, offset, length, flags):
+        started.append((offset, length))
+        return real(fd, offset, length, flags) if real else 0
+
+    monkeypatch.setattr(outputs, "_sync_file_range", recording)
+    target = tmp_path / "out.pb"
+    region = FileRegion(str(source), 3, (35 << 20) + 1)  # several copy pieces, odd length
+    outputs.write_atomically({str(target): [b"head", region, memoryview(computed), b"tail"]})
+
+    expected = (b"head" + payload[3:3 + region.length].tobytes() + computed.tobytes()
+                + b"tail")
+    assert target.read_bytes() == expected
+    # writeback was started on consecutive ranges, each of at least one step
+    assert len(started) >= 3  # 16 + 16 + 15 MB; the last 4 bytes are left to the fsync
+    assert [o for o, _ in started] == [0] + [o + n for o, n in started[:-1]]
+    assert all(n >= outputs._WRITEBACK_STEP for _, n in started)
 
 
 def _plain(value):
