@@ -60,8 +60,7 @@ def _warm(path: str) -> None:
 
 def reading(path: str) -> dict:
     import torchfile
-
-    from readers.torch7 import t7file
+    from migrate.readers.torch7 import t7file
 
     def ours_touching_every_byte():
         """Our reader plus faulting in every page of every weight: the reading an
@@ -164,10 +163,11 @@ def end_to_end(path: str, workdir: str, cold: bool, rounds: int = 5) -> dict:
 
 
 def exported_net_speed(workdir: str, caffe2_python: str) -> dict:
-    from migrate.caffe2_side import Caffe2Job, run_caffe2_jobs
-    from migrate.optimize import optimize
-    from readers.torch7.reader import read_torch7
-    from writers.caffe2 import build_nets, write_caffe2
+    from migrate.readers.torch7.reader import read_torch7
+    from migrate.writers.caffe2.writer import build_nets, write_caffe2
+
+    from migrate.core.passes.optimize import optimize
+    from migrate.runtimes.caffe2.side import Caffe2Job, run_caffe2_jobs
 
     cases = {
         "vgg_bn": (lambda: models.vgg16(width=0.5, image=64, hidden=256, classes=100,
@@ -209,7 +209,7 @@ def main() -> None:
     p.add_argument("--caffe2-python", default=None)
     args = p.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
-    from migrate.caffe2_side import find_caffe2_python
+    from migrate.runtimes.caffe2.side import find_caffe2_python
 
     vgg = _ensure(os.path.join(args.workdir, "vgg16.t7"), models.vgg16)
     size = os.path.getsize(vgg)

@@ -37,7 +37,7 @@ MEMORY_FACTOR, MEMORY_SLACK = 8, 32 << 20
 def structure(data: bytes) -> dict[str, list[tuple[int, int]]]:
     """Byte offsets of objects, type tags and size fields, found by decoding once."""
     sys.path.insert(0, ROOT)
-    from readers.torch7 import t7file
+    from migrate.readers.torch7 import t7file
 
     found: dict[str, list[tuple[int, int]]] = {"object": [], "int": [], "long": []}
 
@@ -180,12 +180,13 @@ def _reset_peak_rss() -> None:
 
 def worker() -> None:
     sys.path.insert(0, ROOT)
-    from migrate.errors import MigrateError
-    from migrate.optimize import optimize
-    from readers.torch7 import t7file
-    from readers.torch7.module import T7Module
-    from readers.torch7.reader import build_graph
-    from writers.caffe2 import build_nets
+    from migrate.readers.torch7 import t7file
+    from migrate.readers.torch7.module import T7Module
+    from migrate.readers.torch7.reader import build_graph
+    from migrate.writers.caffe2.writer import build_nets
+
+    from migrate.core.errors import MigrateError
+    from migrate.core.passes.optimize import optimize
 
     for line in sys.stdin:
         job = json.loads(line)

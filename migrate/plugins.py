@@ -27,11 +27,25 @@ import sys
 from importlib.metadata import entry_points
 from types import ModuleType
 
-from migrate.errors import MigrateError, UsageError
-from readers.torch7.registry import converter as torch7_converter
-from writers.caffe2.registry import op_converter as caffe2_converter
+from migrate.core.errors import MigrateError, UsageError
 
 ENTRY_POINT_GROUP = "torch7_migrate.plugins"
+
+
+def torch7_converter(*class_names: str):
+    """Decorator: convert these Torch7 module classes (overrides a built-in converter)."""
+    import migrate.readers.torch7.converters  # noqa: F401  (built-ins first, then the plugin)
+    from migrate.readers.torch7.registry import converter
+
+    return converter(*class_names)
+
+
+def caffe2_converter(*op_types: str):
+    """Decorator: write these ONNX ops for Caffe2 (overrides a built-in converter)."""
+    import migrate.writers.caffe2.converters  # noqa: F401  (built-ins first, then the plugin)
+    from migrate.writers.caffe2.registry import op_converter
+
+    return op_converter(*op_types)
 
 __all__ = ["torch7_converter", "caffe2_converter", "load_plugin_file", "load_installed_plugins"]
 

@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fixtures_t7 import SHARED  # noqa: E402
 
-from migrate.caffe2_side import find_caffe2_python  # noqa: E402
+from migrate.runtimes.caffe2.side import find_caffe2_python  # noqa: E402
 
 
 def pytest_report_header(config):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from fixtures_t7 import PROJECT_FIXTURES, REAL_DIR, ROOT, T7_DIR, read_raw
 
-from migrate.caffe2_side import Caffe2Job, run_caffe2_jobs
+from migrate.runtimes.caffe2.side import Caffe2Job, run_caffe2_jobs
 
 GOOD_CASES = [  # shape-agnostic networks, so the stored Torch7 input fits the export
     "a_lenet_float", "d_spynet_level_float", "layer_SpatialConvolution_s2p1_float",

@@ -7,10 +7,10 @@ import os
 
 import numpy as np
 from fixtures_t7 import PROJECT_FIXTURES, T7_DIR
+from migrate.readers.torch7.reader import read_torch7
+from migrate.writers.caffe2.writer import build_nets
 
-from readers.torch7.reader import read_torch7
-from writers.caffe2 import build_nets
-from writers.caffe2.caffe2_pb2 import NetDef
+from migrate.core.formats.caffe2_pb2 import NetDef
 
 LENET = os.path.join(PROJECT_FIXTURES, "torch7", "a_lenet_float.t7")
 
@@ -48,8 +48,8 @@ def test_weights_are_stored_exactly_and_packed():
     fill = next(op for op in nets.full_init_net().op if op.output[0] == "conv1_w")
     args = {a.name: a for a in fill.arg}
     values = np.asarray(args["values"].floats, np.float32).reshape(list(args["shape"].ints))
-    from readers.torch7 import t7file
-    from readers.torch7.module import T7Module
+    from migrate.readers.torch7 import t7file
+    from migrate.readers.torch7.module import T7Module
 
     conv = T7Module(t7file.load(LENET), "model").children()[0]
     np.testing.assert_array_equal(values, conv.tensor("weight"))

@@ -150,8 +150,8 @@ def test_onnxruntime_failure_is_a_verification_error(tmp_path, capfd):
     import onnx
     from onnx import TensorProto, helper
 
-    from migrate.errors import VerificationError
-    from migrate.onnx_runtime import run_onnx
+    from migrate.core.errors import VerificationError
+    from migrate.runtimes.onnxrt import run_onnx
 
     # a window larger than the (dynamically sized) input: fails only when run
     graph = helper.make_graph(

@@ -9,10 +9,10 @@ import os
 import numpy as np
 import pytest
 from fixtures_t7 import REAL_DIR, cases
+from migrate.readers.torch7.reader import read_torch7
 
-from migrate.onnx_runtime import run_onnx
-from migrate.verify import compare
-from readers.torch7.reader import read_torch7
+from migrate.runtimes.onnxrt import run_onnx
+from migrate.verify.compare import compare
 
 cv2 = pytest.importorskip("cv2")
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from fixtures_t7 import ROOT, T7_DIR, read_raw
 
-from migrate.caffe2_side import run_caffe2
+from migrate.runtimes.caffe2.side import run_caffe2
 
 PLUGIN = os.path.join(ROOT, "examples", "plugins", "inn_layers.py")
 CUSTOM_CLASS = b"inn.SpatialCrossResponseNormalization"

@@ -41,7 +41,7 @@ def test_readme_example_file_is_shipped():
 
 
 def test_readme_lists_exactly_the_supported_modules():
-    from readers.torch7.reader import supported_module_line
+    from migrate.readers.torch7.reader import supported_module_line
 
     text = open(os.path.join(ROOT, "README.md")).read()
     section = text.split("## Supported Torch7 modules", 1)[1].split("\n## ", 1)[0]

@@ -12,14 +12,14 @@ import sys
 import numpy as np
 import pytest
 from fixtures_t7 import PROJECT_FIXTURES, REAL_DIR, T7_DIR, read_raw
+from migrate.readers.torch7.reader import read_torch7
+from migrate.writers.caffe2.mobile import check_mobile
+from migrate.writers.caffe2.writer import build_nets, write_caffe2
 
-from migrate.caffe2_side import run_caffe2
-from migrate.mobile import check_mobile
-from migrate.onnx_runtime import run_onnx
-from migrate.passes import Preprocessing, fold_input_preprocessing
-from readers.torch7.reader import read_torch7
-from writers.caffe2 import build_nets, write_caffe2
-from writers.caffe2.caffe2_pb2 import NetDef
+from migrate.core.formats.caffe2_pb2 import NetDef
+from migrate.core.passes.preprocessing import Preprocessing, fold_input_preprocessing
+from migrate.runtimes.caffe2.side import run_caffe2
+from migrate.runtimes.onnxrt import run_onnx
 
 SPYNET_LEVEL = os.path.join(PROJECT_FIXTURES, "torch7", "d_spynet_level_float.t7")
 
@@ -122,7 +122,9 @@ def test_mobile_check_rejects_ops_outside_the_mobile_set(converted, tmp_path):
     net = NetDef.FromString(open(predict_net, "rb").read())
     last = net.op[-1].output[0]
     net.op.add(type="ATen", input=[last], output=["aten_out"])
-    net.op.add(type="LSTMUnit", input=["aten_out"], output=["lstm_out"])
+    net.op.add(type="Permute", input=["aten_out"], output=["permuted"])  # a Caffe fork layer
+    dropout = net.op.add(type="Dropout", input=["permuted"], output=["dropped", "mask"])
+    dropout.arg.add(name="is_test", i=1)  # in Caffe2's own Android SqueezeNet: allowed
     conv = net.op[0]
     conv.engine = "CUDNN"
     bad = tmp_path / "bad_predict_net.pb"
@@ -130,7 +132,8 @@ def test_mobile_check_rejects_ops_outside_the_mobile_set(converted, tmp_path):
     result = migrate("check-mobile", str(bad), "--init-net", init_net)
     assert result.returncode == 1
     assert "ATen operators are not available in mobile builds" in result.stdout
-    assert "operator 'LSTMUnit' is not in the mobile operator set" in result.stdout
+    assert "operator 'Permute' is not registered in Caffe2's CPU build" in result.stdout
+    assert "Dropout" not in result.stdout
     assert "engine 'CUDNN' is not available on mobile CPUs" in result.stdout
     good = migrate("check-mobile", predict_net)
     assert good.returncode == 0 and "mobile-ready" in good.stdout

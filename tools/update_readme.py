@@ -12,7 +12,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from readers.torch7.reader import supported_module_line  # noqa: E402
+from migrate.readers.torch7.reader import supported_module_line  # noqa: E402
 
 
 def main() -> None:

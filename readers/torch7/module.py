@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torchfile
 
-from migrate.errors import ConversionError
+from migrate.core.errors import ConversionError
 
 
 def decode(value: Any) -> Any:

@@ -13,20 +13,22 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import migrate.readers.torch7.converters  # noqa: F401  (registers every converter)
 import numpy as np
 import onnx_ir as ir
+from migrate.readers.torch7 import t7file
+from migrate.readers.torch7.module import T7Module, lua_list
+from migrate.readers.torch7.registry import lookup
 
-import readers.torch7.converters  # noqa: F401  (registers every converter)
-from migrate.errors import (
+from migrate.core.errors import (
     ConversionError,
     CorruptFileError,
     MigrateError,
     UnsupportedModulesError,
+    UsageError,
 )
-from migrate.graph import GraphBuilder, static_shape
-from readers.torch7 import t7file
-from readers.torch7.module import T7Module, lua_list
-from readers.torch7.registry import lookup
+from migrate.core.graph import GraphBuilder, static_shape
+from migrate.core.model import InputInfo, ReadOptions, SourceModel
 
 ROOT_PATH = "model"
 MAX_MODULE_DEPTH = 200  # containers nested deeper than this are not a real network
@@ -277,11 +279,55 @@ def _stores_double(root: T7Module) -> bool:
     return False
 
 
-__all__ = ["BuildContext", "ReadResult", "read_torch7", "lua_list", "find_unsupported"]
+def read(paths: Sequence[str], options: ReadOptions) -> SourceModel:
+    """The reader registry's entry point: one .t7 file -> SourceModel."""
+    (path,) = paths
+    result = read_torch7(path, options.input_shapes, options.max_bytes)
+    inputs = [
+        InputInfo(v.name, list(static_shape(v)), layout="NCHW" if len(v.shape) == 4 else "")
+        for v in result.model.graph.inputs
+    ]
+    return SourceModel(result.model, "torch7", [path], result.root_class, result.module_count,
+                       layer_word="modules", inputs=inputs, notes=result.notes)
+
+
+def inspect(paths: Sequence[str], options: ReadOptions) -> str:
+    from migrate.readers.torch7.inspect import inspect_file
+
+    return inspect_file(paths[0], options.max_bytes)
+
+
+def load_arrays(path: str) -> list[np.ndarray]:
+    """The tensors of a Torch7 data file (a tensor, or a table of them, nested tables
+    flattened in order): for --input and --expected."""
+    value = t7file.load(path)
+    arrays: list[np.ndarray] = []
+
+    def collect(item: Any, depth: int = 0) -> None:
+        if depth > 16:
+            raise CorruptFileError("tables nested too deep for a data file", file=path)
+        if isinstance(item, np.ndarray):
+            arrays.append(np.array(item))
+        elif isinstance(item, dict):
+            for entry in lua_list(item):
+                collect(entry, depth + 1)
+        elif isinstance(item, list):
+            for entry in item:
+                collect(entry, depth + 1)
+        else:
+            raise UsageError(f"holds a {type(item).__name__}, not tensors", file=path)
+
+    collect(value)
+    if not arrays:
+        raise UsageError("holds no tensors", file=path)
+    return arrays
+
+
+__all__ = ["BuildContext", "ReadResult", "read", "read_torch7", "lua_list", "find_unsupported"]
 
 
 def supported_module_line() -> str:
     """The README's list of supported module classes (kept in sync by a test)."""
-    from readers.torch7.registry import supported_classes
+    from migrate.readers.torch7.registry import supported_classes
 
     return ", ".join(f"`{name}`" for name in supported_classes())

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from migrate.registry import Registry
+from migrate.core.registry import Registry
 
 Converter = Callable[[Any, Any, Any], Any]
 

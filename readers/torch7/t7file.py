@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 import torchfile
 
-from migrate.errors import CorruptFileError, MigrateError, TooLargeError, TruncatedFileError
-from migrate.mapped import register_mapping
+from migrate.core.errors import CorruptFileError, MigrateError, TooLargeError, TruncatedFileError
+from migrate.core.mapped import register_mapping
+from migrate.core.model import DEFAULT_MAX_BYTES  # total tensor bytes a file may declare
 
-DEFAULT_MAX_BYTES = 64 * 1024**3  # total tensor bytes a file may declare
 MAX_DEPTH = 20_000  # nesting of Lua values (tables, objects) in one file
 
 _STORAGE_DTYPES: dict[bytes, np.dtype] = {}

@@ -1,5 +1,11 @@
-"""Caffe2 writer: the common graph as an `init_net` / `predict_net` pair."""
+"""Caffe2: a mobile-ready `init_net.pb` + `predict_net.pb` pair (and a readable pbtxt)."""
 
-from writers.caffe2.writer import Caffe2Nets, build_nets, write_caffe2
+from migrate.core.registry import WriterSpec, register_writer
 
-__all__ = ["Caffe2Nets", "build_nets", "write_caffe2"]
+SPEC = register_writer(WriterSpec(
+    name="caffe2",
+    title="Caffe2 NetDef pair, mobile-ready",
+    module="migrate.writers.caffe2.writer",
+    runtime="caffe2",
+    outputs="STEM_init_net.pb, STEM_predict_net.pb, STEM_predict_net.pbtxt",
+))

@@ -13,8 +13,8 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from migrate.mapped import FileRegion, file_region
-from writers.caffe2.caffe2_pb2 import NetDef
+from migrate.core.formats.caffe2_pb2 import NetDef
+from migrate.core.mapped import FileRegion, file_region
 
 # field numbers and wire types of caffe2.proto (wire type 2 = length-delimited)
 _NETDEF_OP = (2 << 3) | 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from migrate.registry import Registry
+from migrate.core.registry import Registry
 
 OpConverter = Callable[[Any, Any], None]
 

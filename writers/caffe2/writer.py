@@ -14,17 +14,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import migrate.writers.caffe2.converters  # noqa: F401  (registers every op converter)
 import numpy as np
 import onnx_ir as ir
 from google.protobuf import text_format
+from migrate.writers.caffe2.packed import init_net_bytes, init_net_chunks
+from migrate.writers.caffe2.registry import lookup
 
-import writers.caffe2.converters  # noqa: F401  (registers every op converter)
-from migrate.errors import ConversionError, MigrateError
-from migrate.graph import SOURCE_PATH, node_origin, static_shape
-from migrate.outputs import write_atomically
-from writers.caffe2 import caffe2_pb2
-from writers.caffe2.packed import init_net_bytes, init_net_chunks
-from writers.caffe2.registry import lookup
+from migrate.core.errors import ConversionError, MigrateError
+from migrate.core.formats import caffe2_pb2
+from migrate.core.graph import SOURCE_PATH, node_origin, static_shape
+from migrate.core.model import WriteOptions, WriteResult
+from migrate.core.outputs import write_atomically
 
 CPU = 0
 
@@ -274,3 +275,22 @@ def write_caffe2(nets: Caffe2Nets, out_dir: str, stem: str) -> dict[str, str]:
         paths["predict_net_text"]: text_format.MessageToString(nets.predict_net).encode(),
     })
     return paths
+
+
+def write(model: ir.Model, out_dir: str, stem: str, options: WriteOptions) -> WriteResult:
+    nets = build_nets(model, stem, optimize=options.optimize)
+    return WriteResult(write_caffe2(nets, out_dir, stem), nets.notes)
+
+
+def recognize(paths: list[str]) -> dict[str, str] | None:
+    """Two NetDef files (an init net and a predict net, in either order)."""
+    from migrate.core.formats.caffe2 import classify_pair
+    from migrate.core.sniff import protobuf_kind, read_head, text_protobuf_kind
+
+    if len(paths) != 2:
+        return None
+    for path in paths:
+        head = read_head(path).head
+        if protobuf_kind(head) != "netdef" and text_protobuf_kind(head) != "netdef":
+            return None
+    return classify_pair(paths)

@@ -1,5 +1,11 @@
-"""ONNX writer: the common graph saved as a checked `.onnx` file."""
+"""ONNX: the common graph saved as a checked `.onnx` file."""
 
-from writers.onnx.writer import write_onnx
+from migrate.core.registry import WriterSpec, register_writer
 
-__all__ = ["write_onnx"]
+SPEC = register_writer(WriterSpec(
+    name="onnx",
+    title="ONNX (opset 17)",
+    module="migrate.writers.onnx.writer",
+    runtime="onnxruntime",
+    outputs="STEM.onnx",
+))

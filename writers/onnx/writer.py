@@ -7,9 +7,11 @@ import os
 import onnx
 import onnx_ir as ir
 
-from migrate.errors import ConversionError
-from migrate.graph import to_proto
-from migrate.outputs import write_atomically
+from migrate.core.errors import ConversionError
+from migrate.core.graph import to_proto
+from migrate.core.model import WriteOptions, WriteResult
+from migrate.core.outputs import write_atomically
+from migrate.core.sniff import is_onnx_model, read_head
 
 
 def onnx_bytes(model: ir.Model) -> bytes:
@@ -29,3 +31,14 @@ def write_onnx(model: ir.Model, out_dir: str, stem: str) -> dict[str, str]:
     paths = output_paths(out_dir, stem)
     write_atomically({paths["onnx"]: onnx_bytes(model)})
     return paths
+
+
+def write(model: ir.Model, out_dir: str, stem: str, options: WriteOptions) -> WriteResult:
+    return WriteResult(write_onnx(model, out_dir, stem))
+
+
+def recognize(paths: list[str]) -> dict[str, str] | None:
+    """One file that is an ONNX model."""
+    if len(paths) == 1 and is_onnx_model(read_head(paths[0]).head):
+        return {"onnx": paths[0]}
+    return None

@@ -1,6 +1,6 @@
 """Element-wise activations and softmax."""
 
-from readers.torch7.registry import converter
+from migrate.readers.torch7.registry import converter
 
 
 @converter("nn.ReLU", "nn.Threshold")

@@ -1,8 +1,7 @@
 """Modules that add or multiply by constants or learned tensors."""
 
 import numpy as np
-
-from readers.torch7.registry import converter
+from migrate.readers.torch7.registry import converter
 
 
 @converter("nn.MulConstant")

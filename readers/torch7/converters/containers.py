@@ -1,6 +1,6 @@
 """Containers: modules that only wire their children together."""
 
-from readers.torch7.registry import converter
+from migrate.readers.torch7.registry import converter
 
 
 @converter("nn.Sequential")

@@ -1,7 +1,8 @@
 """Spatial convolutions (plain, MM, dilated, full = transposed)."""
 
-from migrate.errors import ConversionError
-from readers.torch7.registry import converter
+from migrate.readers.torch7.registry import converter
+
+from migrate.core.errors import ConversionError
 
 
 def _geometry(module):

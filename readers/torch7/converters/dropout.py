@@ -1,6 +1,6 @@
 """Dropout at inference time."""
 
-from readers.torch7.registry import converter
+from migrate.readers.torch7.registry import converter
 
 
 @converter("nn.Dropout", "nn.SpatialDropout", "nn.VolumetricDropout")

@@ -1,7 +1,8 @@
 """Fully connected layers."""
 
-from migrate.errors import ConversionError
-from readers.torch7.registry import converter
+from migrate.readers.torch7.registry import converter
+
+from migrate.core.errors import ConversionError
 
 
 @converter("nn.Linear")

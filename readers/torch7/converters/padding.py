@@ -1,7 +1,8 @@
 """Padding and cropping."""
 
-from migrate.errors import ConversionError
-from readers.torch7.registry import converter
+from migrate.readers.torch7.registry import converter
+
+from migrate.core.errors import ConversionError
 
 
 def spatial_pad(ctx, x, top, bottom, left, right, mode="constant", value=0.0, hint="pad"):

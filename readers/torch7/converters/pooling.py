@@ -1,6 +1,6 @@
 """Spatial pooling."""
 
-from readers.torch7.registry import converter
+from migrate.readers.torch7.registry import converter
 
 
 def _window(module):

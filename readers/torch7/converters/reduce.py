@@ -1,6 +1,6 @@
 """Reductions along one dimension."""
 
-from readers.torch7.registry import converter
+from migrate.readers.torch7.registry import converter
 
 
 def _dimension(ctx, module, x):

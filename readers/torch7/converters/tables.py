@@ -5,9 +5,9 @@ graph values (nested lists for nested tables).
 """
 
 import onnx_ir as ir
+from migrate.readers.torch7.registry import converter
 
-from migrate.errors import ConversionError
-from readers.torch7.registry import converter
+from migrate.core.errors import ConversionError
 
 
 def _table(x, what):

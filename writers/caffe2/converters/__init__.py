@@ -1,11 +1,5 @@
 """One file per family of ONNX ops; importing this package registers them all."""
 
-from writers.caffe2.converters import (  # noqa: F401
-    activation,
-    conv,
-    elementwise,
-    linear,
-    normalization,
-    pooling,
-    shape,
-)
+from migrate.core.registry import import_family_modules
+
+import_family_modules(__name__, __path__)

@@ -1,7 +1,8 @@
 """Activations and softmax."""
 
-from migrate.errors import ConversionError
-from writers.caffe2.registry import op_converter
+from migrate.writers.caffe2.registry import op_converter
+
+from migrate.core.errors import ConversionError
 
 
 @op_converter("Relu")

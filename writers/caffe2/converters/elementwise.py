@@ -1,8 +1,7 @@
 """Element-wise arithmetic and selection (Caffe2 broadcasts NumPy-style by default)."""
 
 import numpy as np
-
-from writers.caffe2.registry import op_converter
+from migrate.writers.caffe2.registry import op_converter
 
 
 def _scalar(w, value):

@@ -1,6 +1,6 @@
 """Batch normalization."""
 
-from writers.caffe2.registry import op_converter
+from migrate.writers.caffe2.registry import op_converter
 
 
 @op_converter("BatchNormalization")

@@ -8,7 +8,7 @@ import sqlite3
 import time
 from collections import Counter
 
-from migrate.outputs import write_atomically
+from migrate.core.outputs import write_atomically
 
 _STATUS_WORD = {"verified": "converted, verified", "converted": "converted (not verified)",
                 "mismatch": "MISMATCH", "failed": "FAILED"}
@@ -16,7 +16,9 @@ _STATUS_WORD = {"verified": "converted, verified", "converted": "converted (not 
 
 def _entry(row: sqlite3.Row) -> dict:
     return {
-        "path": row["path"], "status": row["status"], "error": row["error"],
+        "path": row["path"], "format": row["format"] or "-",
+        "files": json.loads(row["files"] or "[]") or [row["path"]],
+        "status": row["status"], "error": row["error"],
         "error_kind": row["error_kind"], "layers": row["layers"], "parameters": row["params"],
         "verification_max_abs_error": row["verify_error"], "verification": row["verify_note"],
         "seconds": row["seconds"], "sha256": row["sha256"],
@@ -48,8 +50,14 @@ def write_batch_report(rows: list[sqlite3.Row], out: str, root: str,
         "seconds": round(sum(e["seconds"] or 0 for e in entries), 2),
     }
     blockers = blocking_classes(entries)
+    per_format: dict[str, Counter[str]] = {}
+    for e in entries:
+        per_format.setdefault(e["format"], Counter())[e["status"]] += 1
+    formats = {fmt: {"models": sum(c.values()), "converted": c["converted"] + c["verified"],
+                     "verified": c["verified"], "mismatch": c["mismatch"], "failed": c["failed"]}
+               for fmt, c in sorted(per_format.items())}
     data = {"archive": root, "target": target, "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "totals": totals,
+            "totals": totals, "formats": formats,
             "unsupported_classes": [{"class": c, "models_blocked": n} for c, n in blockers],
             "models": entries}
 
@@ -59,6 +67,11 @@ def write_batch_report(rows: list[sqlite3.Row], out: str, root: str,
              f"converted but not matching, {totals['failed']} failed. "
              f"{totals['parameters_converted']:,} parameters converted in "
              f"{totals['seconds']} s of conversion time.", ""]
+    lines += ["## By source format", "", "| format | models | converted | verified | "
+              "mismatch | failed |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {fmt} | {c['models']} | {c['converted']} | {c['verified']} | {c['mismatch']} "
+              f"| {c['failed']} |" for fmt, c in formats.items()]
+    lines.append("")
     if blockers:
         lines += ["## Unsupported classes, by models blocked", "",
                   "| class | models blocked |", "| --- | --- |"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_ir as ir
 
-from migrate.errors import UsageError
+from migrate.core.errors import UsageError
 
 
 @dataclass
@@ -27,6 +27,19 @@ class Preprocessing:
     @property
     def active(self) -> bool:
         return self.bgr_to_rgb or bool(self.mean) or self.scale != 1.0
+
+    def apply(self, raw: np.ndarray) -> np.ndarray:
+        """What the original model gets for a raw RGB input (channels: axis 1 of a
+        batch, axis 0 of one CxHxW image)."""
+        x = np.asarray(raw, dtype=np.float32)
+        axis = 1 if x.ndim == 4 else 0
+        if self.mean:
+            shape = [1] * x.ndim
+            shape[axis] = len(self.mean)
+            x = x - np.asarray(self.mean, np.float32).reshape(shape)
+        if self.bgr_to_rgb:
+            x = np.flip(x, axis=axis)
+        return np.ascontiguousarray(x * np.float32(self.scale))
 
 
 def fold_input_preprocessing(model: ir.Model, pre: Preprocessing) -> list[str]:

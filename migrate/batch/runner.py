@@ -25,58 +25,32 @@ from typing import Any
 
 import numpy as np
 
-from migrate.batch_worker import DEFAULT_WORKER_MEMORY, convert_one, init_worker
-from migrate.errors import UsageError
+from migrate.batch.discover import discover
+from migrate.batch.worker import DEFAULT_WORKER_MEMORY, convert_one, init_worker
+from migrate.core.errors import UsageError
 
 STATE_FILE = "migrate-state.sqlite"
 REFERENCE_DIR = ".migrate-references"
-MODEL_SUFFIXES = (".t7", ".th", ".net", ".t7model", ".torch")
 DEFAULT_TIMEOUT_S = 1800
 VERIFY_CHUNK = 25
 
 
 # -- finding models ------------------------------------------------------------------
 
-def looks_like_torch7(path: str) -> bool:
-    """Torch7's binary format starts with a type tag (table 3 or object 4) and object
-    index 1; the ascii format with the same as decimal lines."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(32)
-    except OSError:
-        return False
-    if len(head) >= 12 and head[4:8] == b"\x01\x00\x00\x00" and head[0:4] in (
-            b"\x03\x00\x00\x00", b"\x04\x00\x00\x00"):
-        return True
-    return head.startswith((b"4\n1\n", b"3\n1\n"))
-
-
-def discover(root: str, exclude: str | None = None) -> list[str]:
-    """Model files under root (relative paths, sorted): by name or by content."""
-    found = []
-    exclude = os.path.abspath(exclude) if exclude else None
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")
-                         and os.path.abspath(os.path.join(folder, d)) != exclude)
-        for name in sorted(files):
-            path = os.path.join(folder, name)
-            if name.lower().endswith(MODEL_SUFFIXES) or looks_like_torch7(path):
-                found.append(os.path.relpath(path, root))
-    return found
-
-
 def output_stem(relative: str) -> str:
     name = os.path.basename(relative)
-    if name.lower().endswith(".t7"):
-        return name[:-3]
-    return name.replace(".", "_")
+    stem, ext = os.path.splitext(name)
+    return stem if ext.lower() in (".t7", ".onnx", ".pb", ".prototxt", ".pbtxt") else \
+        name.replace(".", "_")
 
 
-def sha256_of(path: str) -> str:
+def sha256_of(paths: list[str]) -> str:
+    """One digest of a model's files (in role order)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(8 << 20):
-            digest.update(chunk)
+    for path in paths:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(8 << 20):
+                digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -84,7 +58,9 @@ def sha256_of(path: str) -> str:
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS models (
-    path TEXT PRIMARY KEY,          -- relative to the archive root
+    path TEXT PRIMARY KEY,          -- relative to the archive root (a model's first file)
+    files TEXT,                     -- JSON list of all its files (two-file formats)
+    format TEXT,                    -- the reader that read it
     size INTEGER, mtime REAL, sha256 TEXT,
     status TEXT,                    -- converted | verified | mismatch | failed
     error TEXT, error_kind TEXT,
@@ -109,6 +85,10 @@ class State:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # a committed model survives kill -9
         self.db.executescript(_SCHEMA)
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(models)")}
+        for column in ("files", "format"):  # state files of earlier versions
+            if column not in columns:
+                self.db.execute(f"ALTER TABLE models ADD COLUMN {column} TEXT")
         self.db.commit()
 
     def row(self, path: str) -> sqlite3.Row | None:
@@ -123,15 +103,17 @@ class State:
             return row["sha256"]
         return None
 
-    def record(self, path: str, size: int, mtime: float, sha: str, result: dict) -> None:
+    def record(self, path: str, files: list[str], size: int, mtime: float, sha: str,
+               result: dict) -> None:
         converted = result["status"] in DONE
         with self.db:
             self.db.execute(
-                """INSERT INTO models (path, size, mtime, sha256, status, error, error_kind,
-                       unsupported, layers, params, seconds, verify_error, verify_note,
-                       outputs, reference, conversions, attempts, updated)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)
+                """INSERT INTO models (path, files, format, size, mtime, sha256, status, error,
+                       error_kind, unsupported, layers, params, seconds, verify_error,
+                       verify_note, outputs, reference, conversions, attempts, updated)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)
                    ON CONFLICT(path) DO UPDATE SET
+                       files=excluded.files, format=excluded.format,
                        size=excluded.size, mtime=excluded.mtime, sha256=excluded.sha256,
                        status=excluded.status, error=excluded.error,
                        error_kind=excluded.error_kind, unsupported=excluded.unsupported,
@@ -141,7 +123,8 @@ class State:
                        reference=excluded.reference,
                        conversions=models.conversions + excluded.conversions,
                        attempts=models.attempts + 1, updated=excluded.updated""",
-                (path, size, mtime, sha, result["status"], result.get("error"),
+                (path, json.dumps(files), result.get("format"), size, mtime, sha,
+                 result["status"], result.get("error"),
                  result.get("error_kind"), json.dumps(result.get("unsupported") or []),
                  result.get("layers"), result.get("params"), result.get("seconds"),
                  result.get("verify_error"), result.get("verify_note"),
@@ -165,7 +148,7 @@ class BatchOptions:
     executor: str = "local"  # or dask://host:port
     optimize: bool = True
     verify: bool = True
-    caffe2_python: str | None = None
+    runtime_python: dict[str, str] = field(default_factory=dict)
     timeout: float = DEFAULT_TIMEOUT_S
     worker_memory: int = DEFAULT_WORKER_MEMORY
     progress: bool = True
@@ -191,7 +174,7 @@ class BatchSummary:
 @dataclass
 class _Item:
     relative: str
-    source: str
+    files: list[str]  # relative paths of all its files
     size: int
     mtime: float
     sha: str
@@ -200,53 +183,76 @@ class _Item:
 
 
 def run_batch(options: BatchOptions, log: Callable[[str], None] = print) -> BatchSummary:
+    from migrate.core.detect import unknown_file_error
+    from migrate.core.registry import READERS, RUNTIMES, WRITERS
+    from migrate.pipeline import prepare_out_dir
+
     root = os.path.abspath(options.root)
     if not os.path.isdir(root):
         raise UsageError("not a folder", file=options.root)
     out = os.path.abspath(options.out)
     if out == root:
         raise UsageError("the output folder must differ from the archive folder")
-    if options.target not in ("caffe2", "onnx"):
-        raise UsageError(f"unknown target '{options.target}'")
-    os.makedirs(out, exist_ok=True)
+    writer = WRITERS.get(options.target)
+    if writer is None:
+        raise UsageError(f"unknown target '{options.target}' (choose from "
+                         f"{', '.join(WRITERS.names())})")
+    found = discover(root, exclude=out)
+    if not found:
+        formats = ", ".join(f"{s.name} ({', '.join(s.suffixes) or 'by content'})"
+                            for s in READERS.all())
+        raise UsageError(f"no model files found under it (looked for {formats})",
+                         file=options.root)
+    prepare_out_dir(out)
     _remove_leftovers(out)
     state = State(os.path.join(out, STATE_FILE))
     summary = BatchSummary()
+    side_runtime = RUNTIMES.get(writer.runtime).side
 
     todo: list[_Item] = []
-    for relative in discover(root, exclude=out):
-        source = os.path.join(root, relative)
-        stat = os.stat(source)
-        sha = state.known_hash(relative, stat.st_size, stat.st_mtime) or sha256_of(source)
+    for model in found:
+        relative = model.key
+        sources = [os.path.join(root, p) for p in model.paths]
+        stats = [os.stat(p) for p in sources]
+        size, mtime = sum(s.st_size for s in stats), max(s.st_mtime for s in stats)
+        sha = state.known_hash(relative, size, mtime) or sha256_of(sources)
         summary.total += 1
         row = state.row(relative)
         if row is not None and row["sha256"] == sha and row["status"] in DONE and all(
                 os.path.exists(p) for p in json.loads(row["outputs"] or "{}").values()):
             summary.skipped += 1
             continue
-        job = {"source": source, "target": options.target, "optimize": options.optimize,
-               "out_dir": os.path.join(out, os.path.dirname(relative)),
-               "stem": output_stem(relative), "seed": int(sha[:8], 16),
-               "input_shapes": options.input_shapes,
-               "reference": os.path.join(out, REFERENCE_DIR, f"{sha}.npz")}
-        todo.append(_Item(relative, source, stat.st_size, stat.st_mtime, sha, job))
+        item = _Item(relative, model.paths, size, mtime, sha, {})
+        if not model.format:  # named like a model, claimed by no reader
+            error = unknown_file_error(sources[0])
+            state.record(relative, model.paths, size, mtime, sha, {
+                "status": "failed", "error": str(error), "error_kind": "unknown-format"})
+            continue
+        item.job = {"sources": sources, "target": writer.name, "optimize": options.optimize,
+                    "out_dir": os.path.join(out, os.path.dirname(relative)),
+                    "stem": output_stem(relative), "seed": int(sha[:8], 16),
+                    "input_shapes": options.input_shapes, "verify": options.verify,
+                    "runtime_python": options.runtime_python,
+                    "reference": os.path.join(out, REFERENCE_DIR, f"{sha}.npz")}
+        todo.append(item)
     if summary.skipped:
         log(f"{summary.skipped} model(s) already converted from identical content: skipped")
 
     def finished(item: _Item, result: dict) -> None:
-        if result["status"] == "converted" and options.target == "caffe2":
-            result["reference"] = item.job["reference"]
-        if result["status"] == "converted" and options.target == "onnx" \
-                and result.get("verify_note") not in (None, "ok"):
-            result["status"] = "mismatch"
-        state.record(item.relative, item.size, item.mtime, item.sha, result)
+        if result["status"] == "converted" and not side_runtime:
+            if result.get("verified"):
+                result["status"] = "verified"
+            elif result.get("verify_note") not in (None, "ok") and \
+                    not str(result.get("verify_note")).startswith("not verified"):
+                result["status"] = "mismatch"
+        state.record(item.relative, item.files, item.size, item.mtime, item.sha, result)
 
     runner = _run_dask if options.executor.startswith("dask://") else _run_local
     runner(todo, options, finished, log)
-    if options.verify and options.target == "caffe2":
-        _verify_caffe2(state, out, options, log)
+    if options.verify and side_runtime:
+        _verify_side(writer.runtime, state, options, log)
 
-    from migrate.batch_report import write_batch_report
+    from migrate.batch.report import write_batch_report
 
     rows = [r for r in state.rows() if os.path.exists(os.path.join(root, r["path"]))]
     summary.report_md, summary.report_json = write_batch_report(rows, out, root, options.target)
@@ -288,8 +294,10 @@ class _Progress:
         else:
             self.ok += 1
         rate = self.bytes / max(time.monotonic() - self.start, 1e-6) / 1e6
+        # the counts and the bar move together: postfix first, then one redraw
         self.bar.set_postfix_str(f"ok={self.ok} failed={self.failed} "
-                                 f"left={self.bar.total - self.ok - self.failed} {rate:.1f} MB/s")
+                                 f"left={self.bar.total - self.ok - self.failed} {rate:.1f} MB/s",
+                                 refresh=False)
         self.bar.update(1)
 
     def close(self) -> None:
@@ -297,7 +305,8 @@ class _Progress:
 
 
 def _crash_result(item: _Item, why: str) -> dict:
-    return {"source": item.source, "status": "failed", "error": f"{item.source}: {why}",
+    source = item.job["sources"][0]
+    return {"source": source, "status": "failed", "error": f"{source}: {why}",
             "error_kind": "worker-crash", "seconds": None}
 
 
@@ -408,39 +417,38 @@ def _run_dask(todo: list[_Item], options: BatchOptions,
         client.close()
 
 
-# -- verification of Caffe2 outputs, many models per Caffe2 process ------------------
+# -- verification in side runtimes, many models per process -----------------------------
 
-def _verify_caffe2(state: State, out: str, options: BatchOptions,
-                   log: Callable[[str], None]) -> None:
-    from migrate.caffe2_side import Caffe2Job, find_caffe2_python, run_caffe2_jobs
-    from migrate.verify import compare
+def _verify_side(runtime: str, state: State, options: BatchOptions,
+                 log: Callable[[str], None]) -> None:
+    from migrate.core.registry import RUNTIMES
+    from migrate.verify.compare import compare
+    from migrate.verify.layerwise import runtime_missing
 
     pending = [r for r in state.rows() if r["status"] == "converted" and r["reference"]
                and r["verify_error"] is None and os.path.exists(r["reference"])]
     if not pending:
         return
-    python = find_caffe2_python(options.caffe2_python)
-    if python is None:
-        log("Caffe2 side runtime not found: converted Caffe2 files were NOT verified "
-            "(tools/provision-caffe2.sh or --caffe2-python)")
+    why = runtime_missing(runtime, options.runtime_python)
+    if why is not None:
+        log(f"converted files were NOT verified: {why}")
         return
+    module = RUNTIMES.get(runtime).load()
     for chunk in _chunks(pending, VERIFY_CHUNK):
-        jobs = []
+        jobs, expected = [], []
         for row in chunk:
-            outputs = json.loads(row["outputs"])
             with np.load(row["reference"]) as ref:
                 inputs = [ref[k] for k in sorted((k for k in ref.files if k.startswith("in")),
                                                  key=lambda k: int(k[2:]))]
-                expected = [ref[k] for k in sorted((k for k in ref.files if k.startswith("out")),
-                                                   key=lambda k: int(k[3:]))]
-            jobs.append((row, expected,
-                         Caffe2Job(outputs["init_net"], outputs["predict_net"], inputs)))
-        run_caffe2_jobs(python, [job for _, _, job in jobs])
-        for row, expected, job in jobs:
-            if job.error:
-                state.set_verification(row["path"], "mismatch", None, f"Caffe2: {job.error}")
+                expected.append([ref[k] for k in sorted(
+                    (k for k in ref.files if k.startswith("out")), key=lambda k: int(k[3:]))])
+            jobs.append((json.loads(row["outputs"]), inputs))
+        results = module.run_many(jobs, python=options.runtime_python.get(runtime))
+        for row, wanted, got in zip(chunk, expected, results, strict=True):
+            if isinstance(got, str):
+                state.set_verification(row["path"], "mismatch", None, f"{runtime}: {got}")
                 continue
-            result = compare(job.outputs, expected)
+            result = compare(got.outputs, wanted)
             status = "verified" if result.passed else "mismatch"
             state.set_verification(row["path"], status, result.max_abs,
                                    "ok" if result.passed else result.describe())

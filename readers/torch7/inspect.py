@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-
-from readers.torch7.module import T7Module
-from readers.torch7.reader import load_root
-from readers.torch7.registry import lookup
+from migrate.readers.torch7.module import T7Module
+from migrate.readers.torch7.reader import load_root
+from migrate.readers.torch7.registry import lookup
 
 _PARAM_FIELDS = ("weight", "bias", "running_mean", "running_var", "running_std")
 
@@ -18,8 +17,8 @@ def _params(module: T7Module) -> int:
     )
 
 
-def inspect_file(path: str) -> str:
-    root = load_root(path)
+def inspect_file(path: str, max_bytes: int | None = None) -> str:
+    root = load_root(path) if max_bytes is None else load_root(path, max_bytes)
     lines: list[str] = []
     total = missing = 0
 

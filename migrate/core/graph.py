@@ -19,12 +19,11 @@ import onnx
 import onnx_ir as ir
 from onnx import shape_inference
 
-from migrate.errors import ConversionError, TooLargeError
+from migrate.core.errors import ConversionError, TooLargeError
+from migrate.core.formats.onnx import SOURCE_CLASS, SOURCE_PATH
 
 OPSET = 17
 IR_VERSION = 8
-SOURCE_PATH = "source.path"
-SOURCE_CLASS = "source.class"
 # Constant inputs up to this many elements are handed to ONNX's per-node shape
 # inference (it needs e.g. Reshape's target shape); weights are not.
 _SMALL_CONSTANT = 4096
@@ -66,7 +65,7 @@ class GraphBuilder:
         value = ir.Value(
             name=self.unique_name(name), shape=ir.Shape(list(shape)), type=ir.TensorType(dtype)
         )
-        _check_size(value, f"input '{name}'")
+        check_size(value, f"input '{name}'")
         self.graph.inputs.append(value)
         return value
 
@@ -114,9 +113,9 @@ class GraphBuilder:
         for out in node.outputs:
             out.name = self.unique_name(base)
         self.graph.append(node)
-        _infer_node(node)
+        infer_node(node)
         for out in node.outputs:
-            _check_size(out)
+            check_size(out)
         return node.outputs[0]
 
     def set_outputs(self, values: Sequence[ir.Value]) -> None:
@@ -148,7 +147,7 @@ def static_shape(value: ir.Value) -> tuple[int, ...]:
     return tuple(int(d) for d in value.shape)
 
 
-def _check_size(value: ir.Value, what: str = "its output") -> None:
+def check_size(value: ir.Value, what: str = "its output") -> None:
     if value.shape is None or value.dtype is None:
         return
     dims = [d for d in value.shape if isinstance(d, int)]
@@ -164,7 +163,7 @@ def _check_size(value: ir.Value, what: str = "its output") -> None:
             "pass a smaller --input-shape)")
 
 
-def _infer_node(node: ir.Node) -> None:
+def infer_node(node: ir.Node) -> None:
     """Set the node's output types and shapes with ONNX's per-node inference."""
     proto = ir.serde.serialize_node(node)
     input_types: dict[str, onnx.TypeProto] = {}
@@ -176,7 +175,12 @@ def _infer_node(node: ir.Node) -> None:
         const = value.const_value
         if const is not None and const.size <= _SMALL_CONSTANT:
             input_data[value.name] = ir.serde.serialize_tensor(const)
-    schema = onnx.defs.get_schema(node.op_type, OPSET, node.domain)
+    try:
+        schema = onnx.defs.get_schema(node.op_type, OPSET, node.domain)
+    except onnx.defs.SchemaError:
+        domain = f"{node.domain}::" if node.domain else ""
+        raise ConversionError(f"{domain}{node.op_type} is not an ONNX operator of opset "
+                              f"{OPSET} (a custom or newer operator)") from None
     try:
         inferred = shape_inference.infer_node_outputs(
             schema, proto, input_types, input_data,

@@ -1,9 +1,9 @@
 """Is a Caffe2 init_net/predict_net pair ready for Caffe2's mobile predictor?
 
 Rules (each violation is one line of the report):
-- every operator is in MOBILE_OPS: the CPU inference operators of Caffe2's core
-  operator library, which its Android/iOS builds compile (no ATen bridge, no
-  gradient/optimizer/loss ops, nothing that needs CUDA or a CUDNN engine);
+- every operator is registered in the real Caffe2 CPU build (operators-cpu.txt) and
+  is none of the kinds mobile builds leave out: the ATen bridge, gradient, optimizer,
+  loss and checkpoint ops, nothing that needs CUDA or a CUDNN engine;
 - ops and nets run on the CPU device, with no engine other than the CPU ones;
 - every op input is an external input or was produced by an earlier op; a blob is
   written once, except by in-place ops (an output that is also that op's input);
@@ -14,29 +14,24 @@ Rules (each violation is one line of the report):
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 
-from migrate.errors import MigrateError
-from writers.caffe2.caffe2_pb2 import NetDef
+from migrate.core.errors import MigrateError, UsageError
+from migrate.core.formats.caffe2 import netdef_role
+from migrate.core.formats.caffe2_pb2 import NetDef
 
-MOBILE_OPS = frozenset({
-    # convolution, pooling, normalization
-    "Conv", "ConvTranspose", "MaxPool", "AveragePool", "SpatialBN", "LRN", "FC",
-    "ChannelShuffle", "InstanceNorm", "Normalize",
-    # activations
-    "Relu", "Sigmoid", "Tanh", "Softmax", "PRelu", "LeakyRelu", "Elu", "Clip", "Softplus",
-    # element-wise
-    "Add", "Sub", "Mul", "Div", "Sum", "Max", "Min", "Scale", "Negative", "Abs", "Exp", "Log",
-    "Sqrt", "Pow", "Sqr", "GT", "LT", "GE", "LE", "EQ", "Where", "Cast",
-    # layout and data movement
-    "Reshape", "Flatten", "FlattenToVec", "Transpose", "Concat", "Split", "Slice", "Squeeze",
-    "ExpandDims", "Copy", "Alias", "PadImage", "ResizeNearest", "UpsampleBilinear",
-    "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin",
-    # constants
-    "ConstantFill", "GivenTensorFill", "GivenTensorIntFill", "GivenTensorInt64Fill",
-    "GivenTensorByteStringToUInt8Fill",
-})
+
+@functools.cache
+def _registered_operators() -> frozenset[str]:
+    """The operators the real Caffe2 CPU build registers (operators-cpu.txt, written
+    from the runtime by tools/caffe2_operators.py)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "operators-cpu.txt")
+    with open(path) as fh:
+        return frozenset(line.strip() for line in fh if line.strip() and not line.startswith("#"))
+
+
 CPU_ENGINES = frozenset({"", "DEFAULT", "NNPACK", "DEPTHWISE_3x3", "MOBILE"})
 TRAINING_MARKERS = ("Gradient", "Loss", "Adam", "Adagrad", "Momentum", "Iter", "LearningRate",
                     "WeightedSum", "Checkpoint", "Save", "Load", "Accumulate")
@@ -64,6 +59,23 @@ def _load(path: str) -> NetDef:
         raise MigrateError(f"cannot read: {exc.strerror}", file=path) from None
     except Exception:  # protobuf's DecodeError
         raise MigrateError("not a Caffe2 NetDef protobuf", file=path) from None
+
+
+def check_mobile_files(paths: list[str]) -> MobileReport:
+    """The pair in either order, told apart by content; a predict net alone is checked
+    with the *_init_net.pb beside it."""
+    if len(paths) > 2:
+        raise UsageError("give one init_net and one predict_net")
+    roles: dict[str, str] = {}
+    for path in paths:
+        role = netdef_role(path)
+        if role in roles:
+            raise UsageError(f"both {roles[role]} and {path} are {role}s: give one of each")
+        roles[role] = path
+    if "predict_net" not in roles:
+        raise UsageError("this is an init_net (it holds only fills): give the predict_net too, "
+                         "the operators to check are there", file=roles["init_net"])
+    return check_mobile(roles["predict_net"], roles.get("init_net"))
 
 
 def sibling_init_net(predict_path: str) -> str | None:
@@ -94,8 +106,9 @@ def check_mobile(predict_path: str, init_path: str | None = None) -> MobileRepor
             problems.append(f"{where}: ATen operators are not available in mobile builds")
         elif any(marker in op.type for marker in TRAINING_MARKERS) or op.is_gradient_op:
             problems.append(f"{where}: training-only operator")
-        elif op.type not in MOBILE_OPS:
-            problems.append(f"{where}: operator '{op.type}' is not in the mobile operator set")
+        elif op.type not in _registered_operators():
+            problems.append(f"{where}: operator '{op.type}' is not registered in Caffe2's CPU "
+                            "build")
         if op.engine not in CPU_ENGINES:
             problems.append(f"{where}: engine '{op.engine}' is not available on mobile CPUs")
         if op.HasField("device_option") and op.device_option.device_type != 0:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from migrate.graph import SOURCE_CLASS, SOURCE_PATH
+from migrate.core.graph import SOURCE_CLASS, SOURCE_PATH
 
 
 def optimize(model: ir.Model) -> list[str]:

@@ -1,4 +1,4 @@
-"""Find and call the Caffe2 side runtime (see tools/provision-caffe2.sh)."""
+"""Find and call the Caffe2 side runtime (provisioned by provision.sh beside this file)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from migrate.errors import VerificationError
+from migrate.core.errors import VerificationError
 
-RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "caffe2_runner.py")
+RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
 LAUNCHER = "caffe2-python"
 ENV_VAR = "MIGRATE_CAFFE2_PYTHON"
 DEFAULT_HOME = os.path.join(os.path.expanduser("~"), ".cache", "torch7-migrate", "caffe2")
@@ -77,7 +77,9 @@ def run_caffe2_jobs(python: str, jobs: Sequence[Caffe2Job]) -> None:
             inputs = []
             for i, array in enumerate(job.inputs):
                 path = os.path.join(tmp, f"in{k}_{i}.npy")
-                np.save(path, np.ascontiguousarray(array, dtype=np.float32))
+                array = np.asarray(array)
+                np.save(path, np.ascontiguousarray(
+                    array, dtype=array.dtype if array.dtype.kind in "iub" else np.float32))
                 inputs.append(path)
             spec.append({
                 "init": os.path.abspath(job.init_net),

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import onnx_ir as ir
 
-from migrate.graph import SOURCE_PATH
-from migrate.layerwise import LayerwiseResult
-from migrate.outputs import write_atomically
+from migrate.core.graph import SOURCE_PATH
+from migrate.core.outputs import write_atomically
+from migrate.verify.layerwise import LayerwiseResult
 
 
 @dataclass
@@ -23,9 +23,10 @@ class ReportData:
     atol: float
     rtol: float
     parameters: int
-    fixups: list[str]
+    fixups: list[str]  # changes made to the model (folds, op rewrites)
     layerwise: LayerwiseResult
     edges: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # plain observations
 
     @property
     def verdict(self) -> str:
@@ -39,6 +40,7 @@ class ReportData:
             "source": self.source, "target": self.target, "files": self.files,
             "input": self.input_description, "atol": self.atol, "rtol": self.rtol,
             "parameters": self.parameters, "verdict": self.verdict, "fixups": self.fixups,
+            "notes": self.notes + self.layerwise.notes,
             "layerwise": self.layerwise.to_dict(),
             "output_difference_histogram": histogram(self.layerwise.output_differences),
             "edges": self.edges,
@@ -151,7 +153,9 @@ def render_html(data: ReportData) -> str:
     skipped = f"<p class='warn'>{esc(lw.skipped)}</p>" if lw.skipped else ""
     outputs = lw.outputs.describe() if lw.outputs else "-"
     fixups = "".join(f"<li>{esc(f)}</li>" for f in data.fixups) or "<li>none</li>"
-    files = "".join(f"<li>{esc(p)}</li>" for p in data.files.values())
+    notes = "".join(f"<li>{esc(n)}</li>" for n in data.notes + lw.notes) or "<li>none</li>"
+    files = "".join(f"<li>{esc(p)}</li>" for p in data.files.values()) or (
+        "<li>none: verification failed, so the converted files were not kept</li>")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>torch7-migrate report: {esc(data.source)}</title>
@@ -167,12 +171,13 @@ tr.first td {{ background: #ff9b9b; font-weight: bold; }}
 p.first {{ color: #b00020; }} p.warn {{ color: #8a6d00; font-weight: bold; }}
 </style></head><body>
 <h1>{esc(data.source)} &rarr; {esc(data.target)} <span class="verdict">{data.verdict}</span></h1>
-<p>Checked with {esc(lw.runtime)} against the source model's graph in onnxruntime, on
+<p>Checked with {esc(lw.runtime)} against {esc(lw.reference)}, on
 {esc(data.input_description)}; tolerance atol={data.atol:g}, rtol={data.rtol:g}.
 Final outputs: {esc(outputs)}. Parameters: {data.parameters:,}.</p>
 {skipped}{first}
 <h2>Files</h2><ul>{files}</ul>
 <h2>Fix-ups applied</h2><ul>{fixups}</ul>
+<h2>Notes</h2><ul>{notes}</ul>
 <h2>Layers</h2>
 <table><tr><th>module</th><th>class</th><th>converted blob</th><th>shape</th><th>max abs</th>
 <th>max rel</th><th>cosine</th><th>status</th></tr>

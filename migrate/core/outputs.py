@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from typing import BinaryIO
 
-from migrate.mapped import FileRegion, copy_region
+from migrate.core.mapped import FileRegion, copy_region
 
 _SYNC_FILE_RANGE_WRITE = 2  # linux/fs.h: start writeback of the range, do not wait
 _WRITEBACK_STEP = 8 << 20

@@ -1,0 +1,215 @@
+"""Load an ONNX file without copying its weights.
+
+protobuf would copy every initializer's bytes into the parsed message (and cannot
+parse a message over 2 GB at all). Instead the file is memory-mapped, its field
+headers are walked, and every large `raw_data` is cut out of the bytes that protobuf
+parses; those tensors become numpy views of the mapping (which the writers can copy
+file to file). Tensors stored in external data files are mapped the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from migrate.core.errors import CorruptFileError, TooLargeError, TruncatedFileError, UsageError
+from migrate.core.mapped import register_mapping
+from migrate.core.sniff import LEN, VARINT, encode_len_field, wire_fields
+
+# Initializers at least this large are mapped, smaller ones stay in the parsed proto
+# (shape and axes constants: the version converter and shape inference read them).
+MAP_THRESHOLD = 4096
+MAX_FIELDS = 10_000_000
+
+# ModelProto.graph = 7; GraphProto.initializer = 5; TensorProto: dims 1, data_type 2,
+# name 8, raw_data 9, external_data 13, data_location 14
+_GRAPH, _INITIALIZER = 7, 5
+_DIMS, _DATA_TYPE, _NAME, _RAW_DATA, _EXTERNAL_DATA, _DATA_LOCATION = 1, 2, 8, 9, 13, 14
+
+
+@dataclass
+class LoadedOnnx:
+    proto: onnx.ModelProto
+    weights: dict[str, np.ndarray]  # initializer name -> view of a mapped file
+    mapped_bytes: int
+
+
+def _open_map(path: str) -> mmap.mmap | bytes:
+    try:
+        with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size == 0:
+                return b""
+            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as exc:
+        raise UsageError(f"cannot read: {exc.strerror or exc}", file=path) from None
+    register_mapping(data, path)
+    return data
+
+
+def _fields(data, start: int, end: int, what: str):
+    try:
+        for f in wire_fields(data, start, end, MAX_FIELDS):
+            if f.end > end:
+                raise TruncatedFileError(f"{what} ends before its field {f.number} "
+                                         f"(needs byte {f.end}, has {end})")
+            yield f
+    except ValueError as exc:
+        raise CorruptFileError(f"not an ONNX protobuf: {exc} in {what}") from None
+
+
+def _packed_varints(data, start: int, end: int) -> list[int]:
+    values, pos = [], start
+    while pos < end:
+        result = shift = 0
+        while True:
+            if pos >= end or shift > 63:
+                raise CorruptFileError("bad packed integer in a tensor's dims")
+            byte = data[pos]
+            pos += 1
+            result |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        values.append(result - (1 << 64) if result >= 1 << 63 else result)
+    return values
+
+
+class _Budget:
+    def __init__(self, max_bytes: int) -> None:
+        self.left = max_bytes
+
+    def take(self, nbytes: int) -> None:
+        self.left -= nbytes
+        if self.left < 0:
+            raise TooLargeError("tensor data exceeds the limit (--max-bytes)")
+
+
+def _strip_tensor(data, f, weights: dict[str, np.ndarray], base_dir: str,
+                  budget: _Budget, maps: dict[str, object]) -> bytes:
+    """One initializer's bytes, its large data cut out into `weights`."""
+    dims: list[int] = []
+    data_type = 0
+    name = b""
+    raw: tuple[int, int] | None = None
+    external: dict[str, str] = {}
+    location = 0
+    kept: list[tuple[int, bytes]] = []  # (field number, its bytes) to keep
+    for g in _fields(data, f.start, f.end, "an initializer"):
+        if g.number == _DIMS:
+            if g.wire_type == VARINT:
+                dims.append(g.value - (1 << 64) if g.value >= 1 << 63 else g.value)
+            elif g.wire_type == LEN:
+                dims.extend(_packed_varints(data, g.start, g.end))
+        elif g.number == _DATA_TYPE and g.wire_type == VARINT:
+            data_type = g.value
+        elif g.number == _NAME and g.wire_type == LEN:
+            name = bytes(data[g.start:g.end])
+        elif g.number == _RAW_DATA and g.wire_type == LEN:
+            raw = (g.start, g.length)
+        elif g.number == _DATA_LOCATION and g.wire_type == VARINT:
+            location = g.value
+        elif g.number == _EXTERNAL_DATA and g.wire_type == LEN:
+            key = value = ""
+            for h in _fields(data, g.start, g.end, "external data entry"):
+                text = bytes(data[h.start:h.end]).decode("utf-8", "replace")
+                key, value = (text, value) if h.number == 1 else (key, text)
+            external[key] = value
+        if g.number != _RAW_DATA or raw is None or g.length < MAP_THRESHOLD:
+            kept.append((g.number, bytes(data[g.offset:g.end])))
+    if location == 1 and external:  # EXTERNAL: stays a reference, mapped here
+        tensor_name = name.decode("utf-8", "replace")
+        weights[tensor_name] = _external_view(external, data_type, dims, base_dir, budget, maps,
+                                              tensor_name)
+        return b"".join(k for n, k in kept if n not in (_EXTERNAL_DATA, _DATA_LOCATION))
+    if raw is None or raw[1] < MAP_THRESHOLD:
+        return bytes(data[f.start:f.end])
+    tensor_name = name.decode("utf-8", "replace")
+    weights[tensor_name] = _view(data, raw[0], raw[1], data_type, dims, tensor_name, budget)
+    return b"".join(k for _, k in kept)
+
+
+def _dtype(data_type: int, name: str) -> np.dtype:
+    try:
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(data_type))
+    except (KeyError, ValueError, TypeError):
+        raise CorruptFileError(f"initializer '{name}' has unknown data type {data_type}") from None
+    if dtype.kind == "O":
+        raise CorruptFileError(f"initializer '{name}' holds strings")
+    return dtype.newbyteorder("<")
+
+
+def _view(data, offset: int, length: int, data_type: int, dims: list[int], name: str,
+          budget: _Budget) -> np.ndarray:
+    dtype = _dtype(data_type, name)
+    if any(d < 0 for d in dims):
+        raise CorruptFileError(f"initializer '{name}' has negative dims {dims}")
+    count = math.prod(dims)
+    if count * dtype.itemsize != length:
+        raise CorruptFileError(f"initializer '{name}' of shape {dims} ({dtype}) needs "
+                               f"{count * dtype.itemsize} bytes, its data has {length}")
+    budget.take(length)
+    return np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(dims)
+
+
+def _external_view(info: dict[str, str], data_type: int, dims: list[int], base_dir: str,
+                   budget: _Budget, maps: dict[str, object], name: str) -> np.ndarray:
+    location = info.get("location", "")
+    full = os.path.normpath(os.path.join(base_dir, location))
+    if os.path.isabs(location) or not full.startswith(os.path.normpath(base_dir) + os.sep):
+        raise CorruptFileError(f"initializer '{name}' points outside the model's folder "
+                               f"({location!r})")
+    if not os.path.isfile(full):
+        raise UsageError(f"initializer '{name}' is stored in {location!r}, which is missing "
+                         "beside the model", file=full)
+    if full not in maps:
+        maps[full] = _open_map(full)
+    mapped = maps[full]
+    dtype = _dtype(data_type, name)
+    count = math.prod(dims)
+    try:
+        offset = int(info.get("offset", 0))
+        length = int(info.get("length", count * dtype.itemsize))
+    except ValueError:
+        raise CorruptFileError(f"initializer '{name}' has a bad external offset") from None
+    if offset < 0 or offset + length > len(mapped):  # type: ignore[arg-type]
+        raise TruncatedFileError(f"initializer '{name}' needs bytes {offset}..{offset + length}"
+                                 f" of {location}, which has {len(mapped)}")  # type: ignore
+    return _view(mapped, offset, length, data_type, dims, name, budget)
+
+
+def load_onnx(path: str, max_bytes: int) -> LoadedOnnx:
+    """Parse the model's structure; large initializers come back as mapped views."""
+    data = _open_map(path)
+    if len(data) == 0:
+        raise TruncatedFileError("empty file", file=path)
+    budget = _Budget(max_bytes)
+    weights: dict[str, np.ndarray] = {}
+    maps: dict[str, object] = {}
+    base_dir = os.path.dirname(os.path.abspath(path))
+    top: list[bytes] = []
+    try:
+        for f in _fields(data, 0, len(data), "the model"):
+            if f.number != _GRAPH or f.wire_type != LEN:
+                top.append(bytes(data[f.offset:f.end]))
+                continue
+            graph: list[bytes] = []
+            for g in _fields(data, f.start, f.end, "the graph"):
+                if g.number == _INITIALIZER and g.wire_type == LEN:
+                    graph.append(encode_len_field(
+                        _INITIALIZER, _strip_tensor(data, g, weights, base_dir, budget, maps)))
+                else:
+                    graph.append(bytes(data[g.offset:g.end]))
+            top.append(encode_len_field(_GRAPH, b"".join(graph)))
+        try:
+            proto = onnx.ModelProto.FromString(b"".join(top))
+        except Exception as exc:  # protobuf's DecodeError
+            raise CorruptFileError(f"not a valid ONNX model ({exc})"[:200]) from None
+    except (CorruptFileError, TooLargeError, UsageError) as exc:
+        raise exc.with_file(path) from None
+    mapped = sum(w.nbytes for w in weights.values())
+    return LoadedOnnx(proto, weights, mapped)
