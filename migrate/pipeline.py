@@ -244,7 +244,7 @@ def reference_run(source: SourceModel, graph, inputs: list[np.ndarray],
                   options: ConvertOptions) -> tuple[RunResult, str, list[str]]:
     """What the converted model must reproduce: the recorded outputs (--expected), the
     source run in its own real runtime, or the source's common graph in onnxruntime."""
-    from migrate.runtimes.onnxrt import run_model
+    from migrate.runtimes.ort.api import run_model
 
     if options.expected is not None:
         label = options.expected_label or "the given outputs"

@@ -12,7 +12,7 @@ import numpy as np
 from fixtures_t7 import PROJECT_FIXTURES, T7_DIR
 
 from migrate.runtimes.caffe2.side import run_caffe2
-from migrate.runtimes.onnxrt import run_onnx
+from migrate.runtimes.ort.api import run_onnx
 
 EXAMPLE = os.path.join(PROJECT_FIXTURES, "torch7", "d_spynet_level_float.t7")
 

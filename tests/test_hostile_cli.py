@@ -151,7 +151,7 @@ def test_onnxruntime_failure_is_a_verification_error(tmp_path, capfd):
     from onnx import TensorProto, helper
 
     from migrate.core.errors import VerificationError
-    from migrate.runtimes.onnxrt import run_onnx
+    from migrate.runtimes.ort.api import run_onnx
 
     # a window larger than the (dynamically sized) input: fails only when run
     graph = helper.make_graph(

@@ -11,7 +11,7 @@ import pytest
 from fixtures_t7 import REAL_DIR, cases
 from migrate.readers.torch7.reader import read_torch7
 
-from migrate.runtimes.onnxrt import run_onnx
+from migrate.runtimes.ort.api import run_onnx
 from migrate.verify.compare import compare
 
 cv2 = pytest.importorskip("cv2")

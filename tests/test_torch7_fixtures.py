@@ -13,7 +13,7 @@ from migrate.writers.onnx.writer import write_onnx
 
 from migrate.core.passes.optimize import optimize
 from migrate.runtimes.caffe2.side import Caffe2Job, run_caffe2_jobs
-from migrate.runtimes.onnxrt import run_onnx
+from migrate.runtimes.ort.api import run_onnx
 from migrate.verify.compare import compare
 
 ATOL = RTOL = 1e-4

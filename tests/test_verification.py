@@ -19,7 +19,7 @@ from migrate.writers.caffe2.writer import build_nets, write_caffe2
 from migrate.core.formats.caffe2_pb2 import NetDef
 from migrate.core.passes.preprocessing import Preprocessing, fold_input_preprocessing
 from migrate.runtimes.caffe2.side import run_caffe2
-from migrate.runtimes.onnxrt import run_onnx
+from migrate.runtimes.ort.api import run_onnx
 
 SPYNET_LEVEL = os.path.join(PROJECT_FIXTURES, "torch7", "d_spynet_level_float.t7")
 
