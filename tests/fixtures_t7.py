@@ -53,6 +53,14 @@ class Case:
         return read_raw(f"{self.data_name}_output")
 
 
+def manifest_names(manifest: str) -> list[str]:
+    """The case names a manifest lists (`[name]` headers), e.g. manifest_n.txt."""
+    path = os.path.join(T7_DIR, manifest)
+    if not os.path.isfile(path):
+        return []
+    return re.findall(r"^\[(\w+)\]", open(path).read(), flags=re.M)
+
+
 def cases(prefixes: list[str] | None = None) -> list[Case]:
     """Fixture models that have stored inputs and outputs, optionally filtered by group."""
     found = []

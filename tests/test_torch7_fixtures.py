@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from fixtures_t7 import Case, cases
+from fixtures_t7 import Case, cases, manifest_names
 from migrate.readers.torch7.reader import read_torch7
 from migrate.writers.caffe2.writer import build_nets, write_caffe2
 from migrate.writers.onnx.writer import write_onnx
@@ -18,7 +18,9 @@ from migrate.verify.compare import compare
 
 ATOL = RTOL = 1e-4
 
-CASES = cases()
+# The original fixtures (manifest.txt); the n_*, p_* and q_* cases have test files of their
+# own (test_torch7_nn_*.py, test_torch7_projects.py).
+CASES = cases(manifest_names("manifest.txt") + ["misc_lenet_long4"])
 IDS = [c.name for c in CASES]
 
 
@@ -78,4 +80,7 @@ def test_every_fixture_is_covered(shared_dir):
     models = [f for f in os.listdir(os.path.join(shared_dir, "fixtures", "torch7"))
               if f.endswith(".t7") and not f.endswith(("_input.t7", "_output.t7"))]
     data_only = {"misc_table.t7", "misc_noncontig_tensor.t7", "misc_noncontig_tensor_contig.t7"}
-    assert sorted(set(models) - data_only) == sorted(os.path.basename(c.model) for c in cases())
+    listed = sum((manifest_names(m) for m in ("manifest.txt", "manifest_n.txt", "manifest_p.txt")),
+                 ["misc_lenet_long4"])
+    assert sorted(set(models) - data_only) == sorted(os.path.basename(c.model)
+                                                     for c in cases(listed))
