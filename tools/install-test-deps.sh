@@ -8,4 +8,4 @@ if ! command -v chromium > /dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium > /dev/null
 fi
-bash tools/provision-caffe2.sh
+python3 -m migrate runtimes install caffe2
