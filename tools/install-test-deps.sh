@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything the test suite needs beyond `pip install ".[test]"` (Debian 12, root):
-# headless Chromium for the report page test, and the genuine Caffe2 side runtime.
+# headless Chromium for the report page test, and the genuine Caffe2 and BVLC Caffe side
+# runtimes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v chromium > /dev/null; then
@@ -9,3 +10,4 @@ if ! command -v chromium > /dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium > /dev/null
 fi
 python3 -m migrate runtimes install caffe2
+python3 -m migrate runtimes install caffe
