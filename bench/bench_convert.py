@@ -60,6 +60,7 @@ def _warm(path: str) -> None:
 
 def reading(path: str) -> dict:
     import torchfile
+
     from migrate.readers.torch7 import t7file
 
     def ours_touching_every_byte():
@@ -163,11 +164,10 @@ def end_to_end(path: str, workdir: str, cold: bool, rounds: int = 5) -> dict:
 
 
 def exported_net_speed(workdir: str, caffe2_python: str) -> dict:
-    from migrate.readers.torch7.reader import read_torch7
-    from migrate.writers.caffe2.writer import build_nets, write_caffe2
-
     from migrate.core.passes.optimize import optimize
+    from migrate.readers.torch7.reader import read_torch7
     from migrate.runtimes.caffe2.side import Caffe2Job, run_caffe2_jobs
+    from migrate.writers.caffe2.writer import build_nets, write_caffe2
 
     cases = {
         "vgg_bn": (lambda: models.vgg16(width=0.5, image=64, hidden=256, classes=100,

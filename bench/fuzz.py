@@ -180,13 +180,12 @@ def _reset_peak_rss() -> None:
 
 def worker() -> None:
     sys.path.insert(0, ROOT)
+    from migrate.core.errors import MigrateError
+    from migrate.core.passes.optimize import optimize
     from migrate.readers.torch7 import t7file
     from migrate.readers.torch7.module import T7Module
     from migrate.readers.torch7.reader import build_graph
     from migrate.writers.caffe2.writer import build_nets
-
-    from migrate.core.errors import MigrateError
-    from migrate.core.passes.optimize import optimize
 
     for line in sys.stdin:
         job = json.loads(line)

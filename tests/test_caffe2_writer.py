@@ -7,10 +7,10 @@ import os
 
 import numpy as np
 from fixtures_t7 import PROJECT_FIXTURES, T7_DIR
-from migrate.readers.torch7.reader import read_torch7
-from migrate.writers.caffe2.writer import build_nets
 
 from migrate.core.formats.caffe2_pb2 import NetDef
+from migrate.readers.torch7.reader import read_torch7
+from migrate.writers.caffe2.writer import build_nets
 
 LENET = os.path.join(PROJECT_FIXTURES, "torch7", "a_lenet_float.t7")
 

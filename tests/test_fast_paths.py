@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 import torchfile
 from fixtures_t7 import PROJECT_FIXTURES, T7_DIR
-from migrate.readers.torch7 import t7file
-from migrate.readers.torch7.module import T7Module
-from migrate.readers.torch7.reader import read_torch7
-from migrate.writers.caffe2.packed import init_net_chunks
-from migrate.writers.caffe2.writer import build_nets, make_arg, write_caffe2
 
 from bench import models, t7write
 from migrate.core import outputs
 from migrate.core.formats.caffe2_pb2 import NetDef
 from migrate.core.mapped import FileRegion, file_region
+from migrate.readers.torch7 import t7file
+from migrate.readers.torch7.module import T7Module
+from migrate.readers.torch7.reader import read_torch7
+from migrate.writers.caffe2.packed import init_net_chunks
+from migrate.writers.caffe2.writer import build_nets, make_arg, write_caffe2
 
 LENET = os.path.join(PROJECT_FIXTURES, "torch7", "a_lenet_float.t7")
 

@@ -9,8 +9,8 @@ import os
 import numpy as np
 import pytest
 from fixtures_t7 import REAL_DIR, cases
-from migrate.readers.torch7.reader import read_torch7
 
+from migrate.readers.torch7.reader import read_torch7
 from migrate.runtimes.ort.api import run_onnx
 from migrate.verify.compare import compare
 

@@ -7,12 +7,12 @@ import os
 import numpy as np
 import torchfile
 from fixtures_t7 import T7_DIR
+
 from migrate.readers.torch7 import t7file
 from migrate.readers.torch7.module import T7Module
 from migrate.readers.torch7.reader import build_graph
-from migrate.writers.caffe2.writer import build_nets
-
 from migrate.runtimes.ort.api import run_onnx
+from migrate.writers.caffe2.writer import build_nets
 
 
 def test_module_used_twice_gives_one_set_of_weights(shared_dir):

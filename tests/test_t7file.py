@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torchfile
 from fixtures_t7 import REAL_DIR, T7_DIR, read_raw
-from migrate.readers.torch7 import t7file
-from migrate.readers.torch7.module import T7Module, lua_list
 
 from migrate.core.errors import CorruptFileError, MigrateError, TooLargeError, TruncatedFileError
+from migrate.readers.torch7 import t7file
+from migrate.readers.torch7.module import T7Module, lua_list
 
 
 def _path(name: str) -> str:

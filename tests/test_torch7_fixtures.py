@@ -7,14 +7,14 @@ import os
 
 import pytest
 from fixtures_t7 import Case, cases, manifest_names
-from migrate.readers.torch7.reader import read_torch7
-from migrate.writers.caffe2.writer import build_nets, write_caffe2
-from migrate.writers.onnx.writer import write_onnx
 
 from migrate.core.passes.optimize import optimize
+from migrate.readers.torch7.reader import read_torch7
 from migrate.runtimes.caffe2.side import Caffe2Job, run_caffe2_jobs
 from migrate.runtimes.ort.api import run_onnx
 from migrate.verify.compare import compare
+from migrate.writers.caffe2.writer import build_nets, write_caffe2
+from migrate.writers.onnx.writer import write_onnx
 
 ATOL = RTOL = 1e-4
 

@@ -12,14 +12,14 @@ import sys
 import numpy as np
 import pytest
 from fixtures_t7 import PROJECT_FIXTURES, REAL_DIR, T7_DIR, read_raw
-from migrate.readers.torch7.reader import read_torch7
-from migrate.writers.caffe2.mobile import check_mobile
-from migrate.writers.caffe2.writer import build_nets, write_caffe2
 
 from migrate.core.formats.caffe2_pb2 import NetDef
 from migrate.core.passes.preprocessing import Preprocessing, fold_input_preprocessing
+from migrate.readers.torch7.reader import read_torch7
 from migrate.runtimes.caffe2.side import run_caffe2
 from migrate.runtimes.ort.api import run_onnx
+from migrate.writers.caffe2.mobile import check_mobile
+from migrate.writers.caffe2.writer import build_nets, write_caffe2
 
 SPYNET_LEVEL = os.path.join(PROJECT_FIXTURES, "torch7", "d_spynet_level_float.t7")
 

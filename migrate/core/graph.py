@@ -155,6 +155,9 @@ def check_size(value: ir.Value, what: str = "its output") -> None:
         # ONNX's inference lets e.g. a pooling window larger than its input through
         raise ConversionError(f"{what} would have the negative shape {list(value.shape)} "
                               "(a window or size larger than its input)")
+    if value.dtype in (ir.DataType.STRING, ir.DataType.UNDEFINED):
+        raise ConversionError(f"{what} holds {value.dtype.name.lower()} values: only numeric "
+                              "tensors can be converted")
     nbytes = math.prod(dims) * int(value.dtype.itemsize)
     if nbytes > MAX_TENSOR_BYTES:
         raise TooLargeError(

@@ -18,15 +18,15 @@ from collections.abc import Sequence
 import numpy as np
 import onnx
 import onnx_ir as ir
-from migrate.readers.onnx.loader import load_onnx
 
 from migrate.core.errors import ConversionError, MigrateError, UnsupportedError, UsageError
 from migrate.core.formats.onnx import SOURCE_CLASS, SOURCE_PATH, layer_key
 from migrate.core.graph import IR_VERSION, OPSET, static_shape
 from migrate.core.model import InputInfo, ReadOptions, SourceModel
 from migrate.core.passes.fold import fold_constants
+from migrate.readers.onnx.loader import load_onnx
 
-MIN_OPSET = 7
+MIN_OPSET = 1
 
 
 def read(paths: Sequence[str], options: ReadOptions) -> SourceModel:
@@ -54,6 +54,7 @@ def _read(path: str, options: ReadOptions) -> SourceModel:
         notes.append(f"opset {version} converted to {OPSET}")
     names = [layer_key(n, i) for i, n in enumerate(proto.graph.node)]
     _check_domains(proto)
+    _check_tensor_only(proto)
     fixed = _fix_inputs(proto, options.input_shapes)
     if fixed:
         notes.append(fixed)
@@ -69,6 +70,8 @@ def _read(path: str, options: ReadOptions) -> SourceModel:
     model.opset_imports.clear()
     model.opset_imports[""] = OPSET
     layer_count = len(model.graph)
+    if version < 7:
+        _legacy_prelu_slopes(model)
     folded = fold_constants(model)
     if folded:
         notes.append(f"{folded} constant or shape computations folded")
@@ -80,6 +83,23 @@ def _read(path: str, options: ReadOptions) -> SourceModel:
         f", {proto.producer_name}" if proto.producer_name else "") + ")"
     return SourceModel(model, "onnx", [path], description, layer_count, layer_word="nodes",
                        inputs=inputs, notes=notes, runtime_files={"model": path})
+
+
+def _legacy_prelu_slopes(model: ir.Model) -> None:
+    """Before opset 7, PRelu's 1-D slope applied per channel (axis 1), not NumPy-style
+    from the last axis; onnx's version converter leaves the slope as it was."""
+    for node in model.graph:
+        if node.op_type != "PRelu" or node.inputs[1].const_value is None:
+            continue
+        slope = node.inputs[1].const_value.numpy()
+        rank = len(node.inputs[0].shape or ())
+        if slope.ndim == 1 and slope.size > 1 and rank > 2:
+            shaped = slope.reshape([slope.size] + [1] * (rank - 2))
+            value = ir.Value(name=f"{node.inputs[1].name}_per_channel",
+                             shape=ir.Shape(list(shaped.shape)), type=node.inputs[1].type,
+                             const_value=ir.Tensor(shaped))
+            model.graph.register_initializer(value)
+            node.replace_input_with(1, value)
 
 
 def _default_opset(proto: onnx.ModelProto) -> int:
@@ -99,6 +119,19 @@ def _convert_opset(proto: onnx.ModelProto, version: int) -> onnx.ModelProto:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UnsupportedError(f"onnx's version converter cannot take opset {version} to "
                                f"{OPSET}: {text}"[:400]) from None
+
+
+_SEQUENCE_OPS = ("Sequence", "ConcatFromSequence", "SplitToSequence", "Optional")
+
+
+def _check_tensor_only(proto: onnx.ModelProto) -> None:
+    """Sequences and optionals have no counterpart in any target here."""
+    found = [(n.name or n.output[0], n.op_type) for n in proto.graph.node
+             if n.op_type.startswith(_SEQUENCE_OPS) or n.op_type == "ConcatFromSequence"]
+    if found:
+        where = ", ".join(f"node '{name}' ({op})" for name, op in found[:10])
+        raise UnsupportedError(f"the model computes with ONNX sequences or optionals, which no "
+                               f"target here expresses: {where}")
 
 
 def _check_domains(proto: onnx.ModelProto) -> None:

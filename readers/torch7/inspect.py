@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from migrate.readers.torch7.module import T7Module
 from migrate.readers.torch7.reader import load_root
 from migrate.readers.torch7.registry import lookup

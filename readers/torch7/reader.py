@@ -13,13 +13,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import migrate.readers.torch7.converters  # noqa: F401  (registers every converter)
 import numpy as np
 import onnx_ir as ir
-from migrate.readers.torch7 import t7file
-from migrate.readers.torch7.module import T7Module, lua_list
-from migrate.readers.torch7.registry import lookup
 
+import migrate.readers.torch7.converters  # noqa: F401  (registers every converter)
 from migrate.core.errors import (
     ConversionError,
     CorruptFileError,
@@ -29,6 +26,9 @@ from migrate.core.errors import (
 )
 from migrate.core.graph import GraphBuilder, static_shape
 from migrate.core.model import InputInfo, ReadOptions, SourceModel
+from migrate.readers.torch7 import t7file
+from migrate.readers.torch7.module import T7Module, lua_list
+from migrate.readers.torch7.registry import lookup
 
 ROOT_PATH = "model"
 MAX_MODULE_DEPTH = 200  # containers nested deeper than this are not a real network

@@ -14,18 +14,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import migrate.writers.caffe2.converters  # noqa: F401  (registers every op converter)
 import numpy as np
 import onnx_ir as ir
 from google.protobuf import text_format
-from migrate.writers.caffe2.packed import init_net_bytes, init_net_chunks
-from migrate.writers.caffe2.registry import lookup
 
+import migrate.writers.caffe2.converters  # noqa: F401  (registers every op converter)
 from migrate.core.errors import ConversionError, MigrateError
 from migrate.core.formats import caffe2_pb2
 from migrate.core.graph import SOURCE_PATH, node_origin, static_shape
 from migrate.core.model import WriteOptions, WriteResult
 from migrate.core.outputs import write_atomically
+from migrate.writers.caffe2.packed import init_net_bytes, init_net_chunks
+from migrate.writers.caffe2.registry import lookup
 
 CPU = 0
 

@@ -1,6 +1,7 @@
 """Modules that add or multiply by constants or learned tensors."""
 
 import numpy as np
+
 from migrate.readers.torch7.registry import converter
 
 

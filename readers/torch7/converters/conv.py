@@ -1,8 +1,7 @@
 """Spatial convolutions (plain, MM, dilated, full = transposed)."""
 
-from migrate.readers.torch7.registry import converter
-
 from migrate.core.errors import ConversionError
+from migrate.readers.torch7.registry import converter
 
 
 def _geometry(module):

@@ -1,8 +1,7 @@
 """Fully connected layers."""
 
-from migrate.readers.torch7.registry import converter
-
 from migrate.core.errors import ConversionError
+from migrate.readers.torch7.registry import converter
 
 
 @converter("nn.Linear")

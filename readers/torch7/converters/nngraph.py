@@ -7,10 +7,10 @@ parent's table output; a node without a module passes its input on.
 """
 
 import onnx_ir as ir
-from migrate.readers.torch7.module import decode, lua_list
-from migrate.readers.torch7.registry import converter
 
 from migrate.core.errors import ConversionError
+from migrate.readers.torch7.module import decode, lua_list
+from migrate.readers.torch7.registry import converter
 
 
 def _data(node):

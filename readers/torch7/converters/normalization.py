@@ -1,9 +1,9 @@
 """Batch normalization (inference form: running statistics)."""
 
 import numpy as np
-from migrate.readers.torch7.registry import converter
 
 from migrate.core.errors import ConversionError
+from migrate.readers.torch7.registry import converter
 
 
 @converter("nn.BatchNormalization", "nn.SpatialBatchNormalization")

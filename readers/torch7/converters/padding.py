@@ -1,8 +1,7 @@
 """Padding and cropping."""
 
-from migrate.readers.torch7.registry import converter
-
 from migrate.core.errors import ConversionError
+from migrate.readers.torch7.registry import converter
 
 
 def spatial_pad(ctx, x, top, bottom, left, right, mode="constant", value=0.0, hint="pad"):

@@ -3,10 +3,10 @@
 import math
 
 import numpy as np
-from migrate.readers.torch7.module import lua_list
-from migrate.readers.torch7.registry import converter
 
 from migrate.core.errors import ConversionError
+from migrate.readers.torch7.module import lua_list
+from migrate.readers.torch7.registry import converter
 
 
 def _sizes(module, name):

@@ -5,9 +5,9 @@ graph values (nested lists for nested tables).
 """
 
 import onnx_ir as ir
-from migrate.readers.torch7.registry import converter
 
 from migrate.core.errors import ConversionError
+from migrate.readers.torch7.registry import converter
 
 
 def _table(x, what):

@@ -1,9 +1,9 @@
 """Spatial up-sampling."""
 
 import numpy as np
-from migrate.readers.torch7.registry import converter
 
 from migrate.core.errors import ConversionError
+from migrate.readers.torch7.registry import converter
 
 
 @converter("nn.SpatialUpSamplingNearest")

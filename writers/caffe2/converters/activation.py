@@ -1,8 +1,7 @@
 """Activations and softmax."""
 
-from migrate.writers.caffe2.registry import op_converter
-
 from migrate.core.errors import ConversionError
+from migrate.writers.caffe2.registry import op_converter
 
 
 @op_converter("Relu")

@@ -1,8 +1,7 @@
 """Convolutions."""
 
-from migrate.writers.caffe2.registry import op_converter
-
 from migrate.core.errors import ConversionError
+from migrate.writers.caffe2.registry import op_converter
 
 
 def window_args(node, kernel_shape):

@@ -1,6 +1,7 @@
 """Element-wise arithmetic and selection (Caffe2 broadcasts NumPy-style by default)."""
 
 import numpy as np
+
 from migrate.writers.caffe2.registry import op_converter
 
 

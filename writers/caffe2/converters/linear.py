@@ -1,9 +1,9 @@
 """Fully connected layers."""
 
 import numpy as np
-from migrate.writers.caffe2.registry import op_converter
 
 from migrate.core.errors import ConversionError
+from migrate.writers.caffe2.registry import op_converter
 
 
 @op_converter("Gemm")

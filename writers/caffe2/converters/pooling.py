@@ -1,10 +1,10 @@
 """Pooling."""
 
 import numpy as np
-from migrate.writers.caffe2.converters.conv import window_args
-from migrate.writers.caffe2.registry import op_converter
 
 from migrate.core.errors import ConversionError
+from migrate.writers.caffe2.converters.conv import window_args
+from migrate.writers.caffe2.registry import op_converter
 
 # Caffe2's LegacyPadding::CAFFE_LEGACY_POOLING: output size rounded up, and the
 # last window must start inside the image (or its head padding): exactly the
