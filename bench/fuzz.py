@@ -1,15 +1,21 @@
-"""Fuzz the Torch7 reader and converters with mutated real model files.
+"""Fuzz the readers and converters with mutated real model files, of every source format.
 
-    python bench/fuzz.py --minutes 30 [--seed 1] [--shared ../shared]
+    python bench/fuzz.py --minutes 30 [--seed 1] [--shared ../shared] [--formats torch7,onnx]
 
 Every case is a real fixture file damaged one way: bit flips, truncation at an
-object boundary, a size field set huge or negative, a type tag overwritten,
-plus synthetic deep nesting and self-containing modules. Each is read and
-converted (common graph, graph passes, then Caffe2 nets) in a worker process that reports, per
-case, what escaped and how far its resident memory peaked above where it started. A case fails when
-anything other than the project's own MigrateError escapes, when it takes longer
-than the per-case timeout (the worker is killed and restarted), or when its memory
-peak exceeds 8x the file size + 32 MB.
+object boundary, a size field set huge or negative, a type tag overwritten (Torch7), a
+field's length made huge (protobuf formats: ONNX, Caffe, Caffe2), plus synthetic deep
+nesting and self-containing modules. Each is read the way `migrate` reads a user's files
+(found by content, every file of a multi-file model), converted (common graph, graph
+passes, then Caffe2 nets) in a worker process that reports, per case, what escaped and
+how far its resident memory peaked above where it started. A case fails when anything
+other than the project's own MigrateError escapes, when it takes longer than the per-case
+timeout (the worker is killed and restarted), or when its memory peak exceeds 8x the
+file size + 32 MB.
+
+A source format plugs in with `@seed_format(name)`: a function returning its seed models
+(`Seed`: the files, which one to damage, the input shapes) and the byte structure of a
+file (`structure(data)`: offsets of objects and size fields).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import json
 import os
 import random
 import select
+import shutil
 import struct
 import subprocess
 import sys
@@ -60,6 +67,29 @@ def structure(data: bytes) -> dict[str, list[tuple[int, int]]]:
         t7file._run_with_deep_stack(reader.read_obj)
     except Exception:  # noqa: S110 - a partial structure is still useful
         pass
+    return found
+
+
+def protobuf_structure(data: bytes) -> dict[str, list[tuple[int, int]]]:
+    """Offsets of field tags ("object") and of LEN fields' length varints ("len"),
+    two levels deep (enough to reach tensors, layers and ops)."""
+    sys.path.insert(0, ROOT)
+    from migrate.core.sniff import LEN, wire_fields
+
+    found: dict[str, list[tuple[int, int]]] = {"object": [], "int": [], "long": [], "len": []}
+
+    def walk(start: int, end: int, depth: int) -> None:
+        try:
+            for f in wire_fields(data, start, end, 200_000):
+                found["object"].append((f.offset, 1))
+                if f.wire_type == LEN and f.end <= end:
+                    found["len"].append((f.offset, f.start - f.offset))
+                    if depth < 3 and f.length > 2:
+                        walk(f.start, f.end, depth + 1)
+        except ValueError:
+            pass
+
+    walk(0, len(data), 0)
     return found
 
 
@@ -111,13 +141,35 @@ def self_containing_module() -> bytes:
 @dataclass
 class Case:
     kind: str
-    source: str
-    data: bytes
+    source: str  # the damaged file's original
+    data: bytes  # its damaged bytes
     shapes: list[list[int]] | None
+    name: str = "case.t7"  # the damaged file's name in the case folder
+    companions: list[str] = field(default_factory=list)  # undamaged files of the model
 
 
-def mutate(source: str, data: bytes, shapes, info, rng: random.Random) -> Case:
-    kind = rng.choice(["bitflip", "truncate", "huge_size", "type_tag", "bitflip", "truncate"])
+@dataclass
+class Seed:
+    format: str
+    damaged: str  # the file the mutations damage
+    shapes: list[list[int]] | None
+    companions: list[str] = field(default_factory=list)  # the model's other files
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def mutate(seed: Seed, data: bytes, info, rng: random.Random) -> Case:
+    kinds = ["bitflip", "truncate", "huge_size", "type_tag", "bitflip", "truncate"]
+    if info.get("len"):
+        kinds += ["huge_length", "huge_length"]
+    kind = rng.choice(kinds)
     buf = bytearray(data)
     if kind == "bitflip":
         for _ in range(rng.randint(1, 8)):
@@ -132,10 +184,27 @@ def mutate(source: str, data: bytes, shapes, info, rng: random.Random) -> Case:
         packed = struct.pack("<q", value)[:width] if width == 8 else struct.pack(
             "<i", max(min(value, 2 ** 31 - 1), -(2 ** 31)))
         buf[pos:pos + width] = packed
-    elif kind == "type_tag" and info["object"]:
+    elif kind == "type_tag" and info["object"] and seed.format == "torch7":
         pos, _ = rng.choice(info["object"])
         buf[pos:pos + 4] = _i32(rng.choice([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 99, -3]))
-    return Case(kind, source, bytes(buf), shapes)
+    elif kind == "type_tag" and info["object"]:  # protobuf: another field number / wire type
+        pos, _ = rng.choice(info["object"])
+        buf[pos] = rng.randrange(256)
+    elif kind == "huge_length" and info.get("len"):
+        offset, width = rng.choice(info["len"])
+        tag_end = offset + width - len(_length_bytes(buf, offset, width))
+        value = rng.choice([2 ** 31, 2 ** 40, 2 ** 62, 10 ** 12, 0])
+        buf[tag_end:offset + width] = _encode_varint(value)
+    name = os.path.basename(seed.damaged)
+    return Case(kind, seed.damaged, bytes(buf), seed.shapes, name, list(seed.companions))
+
+
+def _length_bytes(buf: bytearray, offset: int, width: int) -> bytes:
+    """The length varint at the end of a LEN field's header (tag varint, length varint)."""
+    pos = offset
+    while buf[pos] & 0x80:  # skip the tag varint
+        pos += 1
+    return bytes(buf[pos + 1:offset + width])
 
 
 def synthetic_cases() -> list[Case]:
@@ -148,17 +217,46 @@ def synthetic_cases() -> list[Case]:
     ]
 
 
-def seed_files(shared: str) -> list[tuple[str, list[list[int]] | None]]:
+_SEED_FORMATS: dict[str, tuple] = {}
+
+
+def seed_format(name: str, structure_of=protobuf_structure):
+    """Register a source format's seeds: fn(shared) -> list[Seed]."""
+    def add(fn):
+        _SEED_FORMATS[name] = (fn, structure_of)
+        return fn
+    return add
+
+
+@seed_format("torch7", structure_of=structure)
+def torch7_seeds(shared: str) -> list[Seed]:
     """Fixture models with the input shapes they were saved with."""
     sys.path.insert(0, os.path.join(ROOT, "tests"))
-    from fixtures_t7 import cases
+    from fixtures_t7 import cases, manifest_names
 
-    found = [(c.model, [list(a.shape) for a in c.inputs]) for c in cases()
+    listed = manifest_names("manifest.txt") + ["misc_lenet_long4"]
+    found = [Seed("torch7", c.model, [list(a.shape) for a in c.inputs]) for c in cases(listed)
              if not c.name.endswith("_double")]
-    found += [(p, [[1, 8, 24, 32]]) for p in
+    found += [Seed("torch7", p, [[1, 8, 24, 32]]) for p in
               sorted(glob.glob(os.path.join(shared, "fixtures", "real", "spynet", "*_C.t7")))]
-    found += [(p, None) for p in glob.glob(os.path.join(shared, "fixtures", "torch7", "misc_*.t7"))]
+    found += [Seed("torch7", p, None)
+              for p in glob.glob(os.path.join(shared, "fixtures", "torch7", "misc_*.t7"))]
     return found
+
+
+@seed_format("onnx")
+def onnx_seeds(shared: str) -> list[Seed]:
+    """ONNX's backend node-test models. (Not the "light" zoo models: their weights are
+    ConstantOfShape fills that a 10 KB file declares as 500 MB, so their memory is not
+    bounded by the file's size, which is what this fuzzer checks.)"""
+    backend = os.path.join(shared, "fixtures", "real", "onnx", "backend")
+    paths = sorted(glob.glob(os.path.join(backend, "pytorch-*", "*", "model.onnx")))
+    return [Seed("onnx", p, None) for p in paths]
+
+
+def seed_models(shared: str, formats: list[str] | None = None) -> list[Seed]:
+    return [s for name, (fn, _) in _SEED_FORMATS.items() if not formats or name in formats
+            for s in fn(shared)]
 
 
 # -- the worker: runs in its own process ----------------------------------------------
@@ -182,6 +280,7 @@ def worker() -> None:
     sys.path.insert(0, ROOT)
     from migrate.core.errors import MigrateError
     from migrate.core.passes.optimize import optimize
+    from migrate.pipeline import ConvertOptions, read_source
     from migrate.readers.torch7 import t7file
     from migrate.readers.torch7.module import T7Module
     from migrate.readers.torch7.reader import build_graph
@@ -189,14 +288,18 @@ def worker() -> None:
 
     for line in sys.stdin:
         job = json.loads(line)
-        data = open(job["path"], "rb").read()
         _reset_peak_rss()
         baseline = _rss_kb("VmRSS")
         start = time.perf_counter()
         outcome = "converted"
         try:
-            root = T7Module(t7file.loads(data, name=job["path"]), "model")
-            model = build_graph(root, "fuzz", job["shapes"]).model
+            if job.get("raw_t7"):  # synthetic Torch7 bytes: the decoder and converters
+                data = open(job["paths"][0], "rb").read()
+                root = T7Module(t7file.loads(data, name=job["paths"][0]), "model")
+                model = build_graph(root, "fuzz", job["shapes"]).model
+            else:  # as `migrate` reads a user's files: found by content
+                options = ConvertOptions(input_shapes=job["shapes"])
+                model = read_source(job["paths"], options).model
             optimize(model)  # what `migrate` does by default
             build_nets(model, "fuzz", optimize=True)
         except MigrateError as exc:
@@ -225,8 +328,9 @@ class _Worker:
             [sys.executable, os.path.abspath(__file__), "--worker"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
 
-    def run(self, path: str, shapes, timeout: float) -> dict | None:
-        self.proc.stdin.write(json.dumps({"path": path, "shapes": shapes}) + "\n")
+    def run(self, paths: list[str], shapes, timeout: float, raw_t7: bool = False) -> dict | None:
+        self.proc.stdin.write(json.dumps({"paths": paths, "shapes": shapes,
+                                          "raw_t7": raw_t7}) + "\n")
         self.proc.stdin.flush()
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         if not ready:
@@ -240,26 +344,34 @@ class _Worker:
 
 
 def run_fuzz(seconds: float, seed: int, shared: str, case_timeout: float = CASE_TIMEOUT_S,
-             log=None) -> FuzzStats:
+             log=None, formats: list[str] | None = None) -> FuzzStats:
     rng = random.Random(seed)
-    seeds = [(p, s, open(p, "rb").read()) for p, s in seed_files(shared)]
-    infos = {p: structure(d) for p, _, d in seeds}
+    seeds = [(s, open(s.damaged, "rb").read()) for s in seed_models(shared, formats)]
+    infos = {s.damaged: _SEED_FORMATS[s.format][1](d) for s, d in seeds}
     stats = FuzzStats()
     deadline = time.monotonic() + seconds
     pending = synthetic_cases()
     worker_proc = _Worker()
     with tempfile.TemporaryDirectory(prefix="fuzz-") as tmp:
-        path = os.path.join(tmp, "case.t7")
         try:
             while time.monotonic() < deadline:
                 if pending:
                     case = pending.pop()
                 else:
-                    source, shapes, data = rng.choice(seeds)
-                    case = mutate(source, data, shapes, infos[source], rng)
+                    model, data = rng.choice(seeds)
+                    case = mutate(model, data, infos[model.damaged], rng)
+                folder = os.path.join(tmp, str(stats.cases % 2))
+                shutil.rmtree(folder, ignore_errors=True)
+                os.makedirs(folder)
+                path = os.path.join(folder, case.name)
                 with open(path, "wb") as fh:
                     fh.write(case.data)
-                result = worker_proc.run(path, case.shapes, case_timeout)
+                paths = [path]
+                for companion in case.companions:  # the model's other, undamaged files
+                    paths.append(os.path.join(folder, os.path.basename(companion)))
+                    shutil.copyfile(companion, paths[-1])
+                result = worker_proc.run(paths, case.shapes, case_timeout,
+                                         raw_t7=case.source == "synthetic")
                 stats.cases += 1
                 label = f"{case.kind} of {os.path.basename(case.source)}"
                 if result is None:
@@ -288,7 +400,8 @@ def run_fuzz(seconds: float, seed: int, shared: str, case_timeout: float = CASE_
 
 def _keep(tmp: str, case: Case, stats: FuzzStats) -> None:
     """Keep a failing input for the developer (in the system temp folder)."""
-    keep = os.path.join(tempfile.gettempdir(), f"fuzz-failure-{len(stats.failures)}.t7")
+    keep = os.path.join(tempfile.gettempdir(),
+                        f"fuzz-failure-{len(stats.failures)}-{case.name}")
     with open(keep, "wb") as fh:
         fh.write(case.data)
 
@@ -301,9 +414,11 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=30)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--shared", default=os.path.join(os.path.dirname(ROOT), "shared"))
+    p.add_argument("--formats", help="comma-separated source formats (default: all)")
     args = p.parse_args()
     start = time.time()
-    stats = run_fuzz(args.minutes * 60, args.seed, args.shared, log=print)
+    formats = args.formats.split(",") if args.formats else None
+    stats = run_fuzz(args.minutes * 60, args.seed, args.shared, log=print, formats=formats)
     print(json.dumps({"cases": stats.cases, "failures": len(stats.failures),
                       "outcomes": stats.outcomes, "slowest_s": round(stats.slowest_s, 3),
                       "worst_peak_over_file_size": round(stats.worst_memory_ratio, 1),

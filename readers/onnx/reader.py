@@ -19,7 +19,13 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from migrate.core.errors import ConversionError, MigrateError, UnsupportedError, UsageError
+from migrate.core.errors import (
+    ConversionError,
+    CorruptFileError,
+    MigrateError,
+    UnsupportedError,
+    UsageError,
+)
 from migrate.core.formats.onnx import SOURCE_CLASS, SOURCE_PATH, layer_key
 from migrate.core.graph import IR_VERSION, OPSET, static_shape
 from migrate.core.model import InputInfo, ReadOptions, SourceModel
@@ -35,6 +41,11 @@ def read(paths: Sequence[str], options: ReadOptions) -> SourceModel:
         return _read(path, options)
     except MigrateError as exc:
         raise exc.with_file(path) from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # onnx's own code on fields that do not fit together
+        raise ConversionError(f"cannot read this model: {type(exc).__name__}: {exc}"[:300],
+                              file=path) from None
 
 
 def _read(path: str, options: ReadOptions) -> SourceModel:
@@ -58,7 +69,12 @@ def _read(path: str, options: ReadOptions) -> SourceModel:
     fixed = _fix_inputs(proto, options.input_shapes)
     if fixed:
         notes.append(fixed)
-    model = ir.serde.deserialize_model(proto)
+    try:
+        model = ir.serde.deserialize_model(proto)
+    except Exception as exc:  # onnx_ir's SerdeError on fields that do not fit together
+        cause = exc.__cause__ or exc
+        raise CorruptFileError(f"the model's graph is malformed: {type(cause).__name__}: "
+                               f"{cause}"[:300]) from None
     for name, array in loaded.weights.items():
         value = model.graph.initializers.get(name)
         if value is not None:
@@ -89,7 +105,8 @@ def _legacy_prelu_slopes(model: ir.Model) -> None:
     """Before opset 7, PRelu's 1-D slope applied per channel (axis 1), not NumPy-style
     from the last axis; onnx's version converter leaves the slope as it was."""
     for node in model.graph:
-        if node.op_type != "PRelu" or node.inputs[1].const_value is None:
+        if node.op_type != "PRelu" or len(node.inputs) != 2 or node.inputs[1] is None \
+                or node.inputs[1].const_value is None:
             continue
         slope = node.inputs[1].const_value.numpy()
         rank = len(node.inputs[0].shape or ())

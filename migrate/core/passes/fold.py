@@ -14,7 +14,7 @@ import math
 import numpy as np
 import onnx_ir as ir
 
-from migrate.core.errors import ConversionError
+from migrate.core.errors import ConversionError, MigrateError
 from migrate.core.graph import check_size, infer_node
 
 # Folded by evaluating the node when its inputs hold at most this many elements
@@ -31,12 +31,17 @@ def fold_constants(model: ir.Model) -> int:
     for node in list(graph):
         try:
             infer_node(node)
-        except ConversionError as exc:
+            for out in node.outputs:
+                check_size(out, f"output of {_where(node)}")
+            value = _fold(node)
+        except MigrateError as exc:
             exc.where = exc.where or _where(node)
             raise
-        for out in node.outputs:
-            check_size(out, f"output of {_where(node)}")
-        value = _fold(node)
+        except MemoryError:
+            raise
+        except Exception as exc:  # attributes or inputs that do not fit the op (a damaged file)
+            raise ConversionError(f"cannot process it: {type(exc).__name__}: {exc}"[:300],
+                                  where=_where(node)) from None
         if value is None:
             continue
         out = node.outputs[0]
