@@ -27,8 +27,10 @@ from migrate.core.errors import (
 from migrate.core.graph import GraphBuilder, static_shape
 from migrate.core.model import InputInfo, ReadOptions, SourceModel
 from migrate.readers.torch7 import t7file
+from migrate.readers.torch7.inputs import candidate_input_shapes, plan_inputs
 from migrate.readers.torch7.module import T7Module, lua_list
 from migrate.readers.torch7.registry import lookup
+from migrate.readers.torch7.values import TENSOR, flatten, leaf_count, nest
 
 ROOT_PATH = "model"
 MAX_MODULE_DEPTH = 200  # containers nested deeper than this are not a real network
@@ -136,41 +138,6 @@ def find_unsupported(root: T7Module) -> list[tuple[str, str]]:
     return [(m.path, m.cls) for m in iter_modules(root) if lookup(m.cls) is None]
 
 
-# Spatial sizes tried, in order, when the input shape is not given: the first one
-# for which every layer (e.g. a View before a Linear) accepts the shape wins.
-_SPATIAL_CANDIDATES = (64, 32, 28, 224, 96, 48, 16, 24, 12, 8, 227, 256, 299)
-
-
-# Layers that keep the number of channels: the first layer after them still tells
-# the input's channel count.
-_SHAPE_PRESERVING = (
-    "ReLU", "ReLU6", "Tanh", "Sigmoid", "Threshold", "LeakyReLU", "ELU", "HardTanh",
-    "SoftPlus", "Dropout", "SpatialDropout", "SpatialMaxPooling", "SpatialAveragePooling",
-    "SpatialZeroPadding", "SpatialReflectionPadding", "SpatialReplicationPadding",
-    "MulConstant", "AddConstant", "Identity", "Abs", "Square", "Sqrt", "Power", "Exp",
-    "SpatialUpSamplingNearest", "SpatialUpSamplingBilinear", "SpatialCrossMapLRN",
-)
-
-
-def candidate_input_shapes(root: T7Module) -> list[list[int]]:
-    """Plausible input shapes from the first layer that declares its input size."""
-    for m in iter_modules(root):
-        if m.has("nInputPlane") and m.has("kW"):
-            return [[1, m.int("nInputPlane"), s, s] for s in _SPATIAL_CANDIDATES]
-        if m.cls.endswith("Linear") and m.tensor("weight") is not None:
-            return [[1, m.tensor("weight").shape[1]]]
-        if m.cls.endswith("BatchNormalization") and m.tensor("running_mean") is not None:
-            n = m.tensor("running_mean").size
-            if "Spatial" in m.cls:
-                return [[1, n, s, s] for s in _SPATIAL_CANDIDATES]
-            return [[1, n]]
-        if not m.children() and m is not root and not m.cls.endswith(_SHAPE_PRESERVING):
-            break
-    raise ConversionError(
-        "cannot infer the input shape from the first layer; pass --input-shape, e.g. 1x3x224x224"
-    )
-
-
 def load_root(path: str | os.PathLike, max_bytes: int = t7file.DEFAULT_MAX_BYTES) -> T7Module:
     obj = t7file.load(path, max_bytes=max_bytes)
     try:
@@ -234,9 +201,9 @@ def _build_with_guessed_shape(root: T7Module, name: str):
     """Try plausible input sizes; prefer one whose outputs keep a batch of one."""
     first_error: MigrateError | None = None
     fallback = None
-    for shape in candidate_input_shapes(root):
+    for shapes in candidate_input_shapes(root):
         try:
-            builder, ctx = _build(root, name, [shape])
+            builder, ctx = _build(root, name, shapes)
         except ConversionError as exc:
             first_error = first_error or exc
             continue
@@ -256,18 +223,23 @@ def _build(root: T7Module, name: str, shapes: list[list[int]]):
     ctx = BuildContext(builder)
     names = ["data"] if len(shapes) == 1 else [f"data{i}" for i in range(1, len(shapes) + 1)]
     inputs = [builder.add_input(n, s) for n, s in zip(names, shapes, strict=True)]
-    out = ctx.convert(root, inputs[0] if len(inputs) == 1 else inputs)
-    builder.set_outputs(_flatten(out))
+    out = ctx.convert(root, arrange_inputs(root, inputs))
+    outputs = flatten(out)
+    if not outputs:
+        raise ConversionError("the model outputs an empty table: nothing to convert")
+    builder.set_outputs(outputs)
     return builder, ctx
 
 
-def _flatten(out: Any) -> list[ir.Value]:
-    if isinstance(out, ir.Value):
-        return [out]
-    values: list[ir.Value] = []
-    for item in out:
-        values.extend(_flatten(item))
-    return values
+def arrange_inputs(root: T7Module, inputs: list[ir.Value]) -> Any:
+    """The graph inputs as the model takes them: one tensor, or a (nested) table of them
+    when the model's structure says so and the count matches, else a flat table."""
+    if len(inputs) == 1:
+        return inputs[0]
+    template = plan_inputs(root).template
+    if template != TENSOR and leaf_count(template) == len(inputs):
+        return nest(inputs, template)
+    return list(inputs)
 
 
 def _stores_double(root: T7Module) -> bool:
