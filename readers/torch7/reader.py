@@ -29,7 +29,7 @@ from migrate.core.model import InputInfo, ReadOptions, SourceModel
 from migrate.readers.torch7 import t7file
 from migrate.readers.torch7.inputs import candidate_input_shapes, plan_inputs
 from migrate.readers.torch7.module import T7Module, lua_list
-from migrate.readers.torch7.registry import lookup
+from migrate.readers.torch7.registry import VALUE_RANGE, lookup
 from migrate.readers.torch7.values import TENSOR, flatten, leaf_count, nest
 
 ROOT_PATH = "model"
@@ -255,12 +255,21 @@ def read(paths: Sequence[str], options: ReadOptions) -> SourceModel:
     """The reader registry's entry point: one .t7 file -> SourceModel."""
     (path,) = paths
     result = read_torch7(path, options.input_shapes, options.max_bytes)
-    inputs = [
-        InputInfo(v.name, list(static_shape(v)), layout="NCHW" if len(v.shape) == 4 else "")
-        for v in result.model.graph.inputs
-    ]
+    inputs = [_input_info(v) for v in result.model.graph.inputs]
     return SourceModel(result.model, "torch7", [path], result.root_class, result.module_count,
                        layer_word="modules", inputs=inputs, notes=result.notes)
+
+
+def _input_info(value: ir.Value) -> InputInfo:
+    """What the model expects of one input. Converters of index-taking modules (e.g.
+    LookupTable) turn the inputs they read into integer inputs and record the valid
+    values (see converters/indexing.py)."""
+    dtype = value.dtype.numpy().name if value.dtype is not None else "float32"
+    image = len(value.shape) == 4 and dtype.startswith("float")
+    value_range = value.meta.get(VALUE_RANGE)
+    expects = f"integers {value_range[0]}..{value_range[1]} ({dtype})" if value_range else ""
+    return InputInfo(value.name, list(static_shape(value)), dtype=dtype,
+                     layout="NCHW" if image else "", expects=expects, value_range=value_range)
 
 
 def inspect(paths: Sequence[str], options: ReadOptions) -> str:

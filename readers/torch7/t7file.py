@@ -231,8 +231,23 @@ def _make_handler(kind: str, dtype: np.dtype, fallback: Callable | None) -> Call
     return handler
 
 
+# Torch classes whose `write` metamethod writes nothing after the class name, so the
+# next value in the file belongs to the enclosing table, not to them. nn.Profile
+# gives torch.Timer such a dummy write (nn/Profile.lua, makeTorchTimerSerializable).
+_EMPTY_PAYLOAD_CLASSES = (b"torch.Timer",)
+
+
+def _empty_payload_handler(name: bytes) -> Callable:
+    def handler(reader: Any, version: Any) -> torchfile.TorchObject:
+        return torchfile.TorchObject(name, {})
+
+    return handler
+
+
 def _install_handlers() -> None:
     """Register our storage/tensor readers through torchfile's handler table."""
+    for name in _EMPTY_PAYLOAD_CLASSES:
+        torchfile.type_handlers.setdefault(name, _empty_payload_handler(name))
     for name, dtype in _STORAGE_DTYPES.items():
         old = torchfile.type_handlers.get(name)
         torchfile.type_handlers[name] = _make_handler("storage", dtype, old)

@@ -1,5 +1,6 @@
 """Element-wise activations and softmax."""
 
+from migrate.core.errors import ConversionError
 from migrate.readers.torch7.registry import converter
 
 
@@ -112,3 +113,76 @@ def softmin(ctx, module, x):
 def spatial_softmax(ctx, module, x):
     # softmax over the feature maps at every pixel
     return ctx.op("Softmax", [x], hint="softmax", axis=_feature_axis(ctx, x))
+
+
+# nn.Clamp is an nn.HardTanh with min_val/max_val; SpatialLogSoftMax is THNN's
+# LogSoftMax (over dim 1 of a 4-D batch, dim 0 of a 3-D sample)
+converter("nn.Clamp")(hard_tanh)
+converter("nn.SpatialLogSoftMax")(log_softmax)
+
+
+@converter("nn.LogSigmoid")
+def log_sigmoid(ctx, module, x):
+    # log(1 / (1 + exp(-x))) = -softplus(-x), without overflow for large |x|
+    negated = ctx.op("Neg", [x], hint="neg")
+    return ctx.op("Neg", [ctx.op("Softplus", [negated], hint="softplus")], hint="logsigmoid")
+
+
+@converter("nn.HardShrink")
+def hard_shrink(ctx, module, x):
+    # x where |x| > lambda, else 0
+    return ctx.op("Shrink", [x], hint="hardshrink", lambd=module.float("lambda", 0.5), bias=0.0)
+
+
+@converter("nn.SoftShrink")
+def soft_shrink(ctx, module, x):
+    # x - lambda above lambda, x + lambda below -lambda, else 0
+    lam = module.float("lambda", 0.5)
+    return ctx.op("Shrink", [x], hint="softshrink", lambd=lam, bias=lam)
+
+
+@converter("nn.SoftSign")
+def soft_sign(ctx, module, x):
+    return ctx.op("Softsign", [x], hint="softsign")
+
+
+@converter("nn.TanhShrink")
+def tanh_shrink(ctx, module, x):
+    return ctx.op("Sub", [x, ctx.op("Tanh", [x], hint="tanh")], hint="tanhshrink")
+
+
+@converter("nn.RReLU")
+def rrelu(ctx, module, x):
+    """Randomized leaky ReLU. In evaluate mode the slope of negative inputs is fixed
+    at (lower + upper) / 2; in training mode it is random per element."""
+    lower, upper = module.float("lower", 1 / 8), module.float("upper", 1 / 3)
+    return ctx.op("LeakyRelu", [x], hint="rrelu", alpha=(lower + upper) / 2)
+
+
+@converter("nn.GatedLinearUnit")
+def gated_linear_unit(ctx, module, x):
+    """first half * sigmoid(second half) along `dim` (default: the last)."""
+    shape = ctx.shape(x)
+    axis = module.int("dim", len(shape)) - 1
+    if not 0 <= axis < len(shape) or shape[axis] % 2:
+        raise ConversionError(f"dim {axis + 1} of shape {list(shape)} cannot be halved")
+    half = shape[axis] // 2
+    split = ctx.builder.op("Split", [x, ctx.int64s([half, half], "split")], {"axis": axis},
+                           num_outputs=2, hint="halves")
+    first, second = split.producer().outputs
+    return ctx.op("Mul", [first, ctx.op("Sigmoid", [second], hint="gate")], hint="glu")
+
+
+@converter("nn.CReLU")
+def crelu(ctx, module, x):
+    """relu(x) and relu(-x) side by side. nn views each sample as a row, joins the two
+    rows and views the result back with dimension 1 of the sample doubled: the same
+    as joining along that dimension."""
+    shape = ctx.shape(x)
+    batched = len(shape) == module.int("nInputDims") + 1
+    axis = 1 if batched else 0
+    if len(shape) <= axis:
+        raise ConversionError(f"CReLU got a {len(shape)}-D input")
+    negated = ctx.op("Neg", [x], hint="neg")
+    joined = ctx.op("Concat", [x, negated], hint="crelu", axis=axis)
+    return ctx.op("Relu", [joined], hint="crelu")
