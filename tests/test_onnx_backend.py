@@ -60,7 +60,7 @@ def _tensor(path: str) -> np.ndarray:
     return numpy_helper.to_array(onnx.load_tensor(path))
 
 
-def test_data(name: str, path: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def stored_data(name: str, path: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The stored inputs and expected outputs. Node tests keep them in test_data_set_0; the
     light models store only outputs, computed by onnx's test runner on the input it
     generates (`np.arange(n).reshape(shape) / n`, symbolic dims as 1)."""
@@ -102,7 +102,7 @@ def _matches(got, expected) -> tuple[bool, str]:
 
 
 def _read(name: str, path: str):
-    inputs, outputs = test_data(name, path)
+    inputs, outputs = stored_data(name, path)
     shapes = [a.shape for a in inputs]
     return read_source(path, ConvertOptions(input_shapes=shapes)), inputs, outputs
 

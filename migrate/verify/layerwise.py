@@ -177,8 +177,9 @@ def format_table(result: LayerwiseResult, atol: float, rtol: float) -> str:
         lines.append(f"  {r.label:<{width}}  {(r.converted or '-'):<16} {shape:<16} {stats}")
     if result.first_divergence:
         r = result.first_divergence
-        lines.append(f"first divergence: {r.label} (blob {r.converted}): max abs {r.max_abs:.3g}"
-                     f" exceeds atol={atol:g} rtol={rtol:g}")
+        what = r.note if r.max_abs is None else \
+            f"max abs {r.max_abs:.3g} exceeds atol={atol:g} rtol={rtol:g}"
+        lines.append(f"first divergence: {r.label} (blob {r.converted}): {what}")
     elif result.layers:
         lines.append(f"every layer within atol={atol:g} rtol={rtol:g}")
     return "\n".join(lines)

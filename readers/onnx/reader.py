@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import onnx
+import onnx.inliner
+import onnx.version_converter
 import onnx_ir as ir
 
 from migrate.core.errors import (
@@ -59,11 +61,11 @@ def _read(path: str, options: ReadOptions) -> SourceModel:
         except Exception as exc:
             raise ConversionError(f"cannot inline its local functions: {exc}"[:300]) from None
         notes.append(f"{len(loaded.proto.functions)} local functions inlined")
+    original = proto
     if version != OPSET:
-        # the converter keeps node names and outputs, so layer keys survive it
         proto = _convert_opset(proto, version)
         notes.append(f"opset {version} converted to {OPSET}")
-    names = [layer_key(n, i) for i, n in enumerate(proto.graph.node)]
+    names = _layer_keys(original, proto)
     _check_domains(proto)
     _check_tensor_only(proto)
     fixed = _fix_inputs(proto, options.input_shapes)
@@ -117,6 +119,36 @@ def _legacy_prelu_slopes(model: ir.Model) -> None:
                              const_value=ir.Tensor(shaped))
             model.graph.register_initializer(value)
             node.replace_input_with(1, value)
+
+
+def _layer_keys(original: onnx.ModelProto, converted: onnx.ModelProto) -> list[tuple[str, str]]:
+    """The source layer of every node after the version converter, as keys of the
+    ORIGINAL file's nodes (what onnxruntime reports when it runs the source file).
+
+    The converter keeps node names and graph values but may add adapter nodes (e.g. opset
+    13's single-axis Softmax becomes Flatten -> Softmax -> Reshape): a node that computes an
+    original node's output, or keeps its name, is that node's layer; an added node belongs
+    to the layer of the node that consumes it."""
+    by_output: dict[str, tuple[str, str]] = {}
+    by_name: dict[str, tuple[str, str]] = {}
+    for i, node in enumerate(original.graph.node):
+        key = layer_key(node, i)
+        if node.output:
+            by_output[node.output[0]] = key
+        if node.name:
+            by_name[node.name] = key
+    nodes = list(converted.graph.node)
+    keys: list[tuple[str, str] | None] = [
+        by_output.get(n.output[0] if n.output else "") or by_name.get(n.name) for n in nodes]
+    consumers: dict[str, int] = {}
+    for i in range(len(nodes) - 1, -1, -1):
+        if keys[i] is None:
+            later = [consumers[o] for o in nodes[i].output if o in consumers]
+            keys[i] = keys[later[0]] if later else layer_key(nodes[i], i)
+        for name in nodes[i].input:
+            consumers.setdefault(name, i)
+            consumers[name] = min(consumers[name], i) if keys[i] else consumers[name]
+    return [k for k in keys if k is not None]
 
 
 def _default_opset(proto: onnx.ModelProto) -> int:
