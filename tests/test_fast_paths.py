@@ -154,3 +154,39 @@ def test_small_vgg_instance_decodes_the_same_with_both_readers(tmp_path):
     assert _plain(ours) == _plain(theirs)
     convs = [m for m in T7Module(ours, "model").children() if m.cls == "nn.SpatialConvolution"]
     assert len(convs) == 13 and convs[0].fields["weight"].dtype == np.float32
+
+
+def _onnx_with_big_weight(folder, external: bool) -> tuple[str, np.ndarray]:
+    import onnx
+    from onnx import helper, numpy_helper
+
+    weight = np.random.default_rng(0).standard_normal((64, 32, 3, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])], "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 32, 8, 8])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64, 8, 8])],
+        initializer=[numpy_helper.from_array(weight, "w")])
+    path = os.path.join(folder, "big.onnx")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path,
+              save_as_external_data=external, location="big.weights" if external else None)
+    return path, weight
+
+
+@pytest.mark.parametrize("external", [False, True], ids=["inline", "external-data"])
+def test_onnx_weights_are_views_of_the_mapped_file(external, tmp_path):
+    """ONNX initializers are not copied by protobuf: views of the memory-mapped file (the
+    model itself, or its external data file), which writers copy file to file."""
+    from migrate.core.mapped import file_region
+    from migrate.pipeline import ConvertOptions, read_source
+
+    path, weight = _onnx_with_big_weight(str(tmp_path), external)
+    model = read_source(path, ConvertOptions()).model
+    array = model.graph.initializers["w"].const_value.numpy()
+    np.testing.assert_array_equal(array, weight)
+    region = file_region(array)
+    assert region is not None
+    expected_file = str(tmp_path / ("big.weights" if external else "big.onnx"))
+    assert region.path == expected_file
+    with open(expected_file, "rb") as fh:
+        fh.seek(region.offset)
+        assert fh.read(region.length) == weight.tobytes()

@@ -4,6 +4,7 @@ preprocessing folded into the first layer."""
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -201,3 +202,10 @@ def test_failed_verification_keeps_the_report_and_no_model_files(tmp_path, caffe
     assert "first divergence at model.modules[7] (nn.Tanh)" in result.stderr
     assert sorted(os.listdir(out)) == ["f_nngraph_residual_float.report.html",
                                        "f_nngraph_residual_float.report.json"]
+    # the report lists no deleted files, and keeps fix-ups apart from plain notes
+    page = (out / "f_nngraph_residual_float.report.html").read_text()
+    assert "none: verification failed, so the converted files were not kept" in page
+    assert "_init_net.pb" not in page.split("<h2>Files</h2>")[1].split("<h2>")[0]
+    data = json.loads((out / "f_nngraph_residual_float.report.json").read_text())
+    assert data["files"] == {}
+    assert not any("inferred" in f for f in data["fixups"])
