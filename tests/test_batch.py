@@ -260,3 +260,23 @@ def test_usage_errors_exit_2(tmp_path):
     proc = _batch(str(tmp_path / "missing"), "-o", str(tmp_path / "out"))
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "not a folder" in stderr
+
+
+def test_progress_counts_match_the_bar(tmp_path):
+    """After each model the bar's count and ok/failed/left agree (they were one apart)."""
+    import io
+    import re
+
+    from migrate.batch.runner import _Item, _Progress
+
+    stream = io.StringIO()
+    progress = _Progress(3, True, print, stream=stream)
+    for k, status in enumerate(["converted", "failed", "converted"]):
+        item = _Item(f"m{k}.t7", [f"m{k}.t7"], 1000, 0.0, "x", {})
+        progress.done(item, {"status": status, "error": "boom"})
+        last = re.split(r"[\r\n]", stream.getvalue().strip())[-1]
+        done = int(re.search(r"(\d+)/3", last).group(1))
+        ok, failed, left = map(int, re.search(r"ok=(\d+) failed=(\d+) left=(\d+)",
+                                              last).groups())
+        assert done == k + 1 == ok + failed and left == 3 - done, last
+    progress.close()

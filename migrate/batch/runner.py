@@ -275,11 +275,12 @@ def _remove_leftovers(out: str) -> None:
 
 
 class _Progress:
-    def __init__(self, total: int, enabled: bool, log: Callable[[str], None]) -> None:
+    def __init__(self, total: int, enabled: bool, log: Callable[[str], None],
+                 stream=None) -> None:
         from tqdm import tqdm
 
         self.bar = tqdm(total=total, unit="model", disable=not enabled or total == 0,
-                        dynamic_ncols=True, file=sys.stderr)
+                        dynamic_ncols=True, file=stream or sys.stderr)
         # one line per failure, on stderr, above the bar when there is one
         self.log = self.bar.write if enabled else (lambda m: print(m, file=sys.stderr))
         self.ok = self.failed = 0
@@ -294,11 +295,11 @@ class _Progress:
         else:
             self.ok += 1
         rate = self.bytes / max(time.monotonic() - self.start, 1e-6) / 1e6
-        # the counts and the bar move together: postfix first, then one redraw
-        self.bar.set_postfix_str(f"ok={self.ok} failed={self.failed} "
-                                 f"left={self.bar.total - self.ok - self.failed} {rate:.1f} MB/s",
-                                 refresh=False)
+        # count first, then the postfix with a redraw: every line drawn shows the bar's
+        # count and ok/failed/left of the same moment (the other order drew them one apart)
         self.bar.update(1)
+        self.bar.set_postfix_str(f"ok={self.ok} failed={self.failed} "
+                                 f"left={self.bar.total - self.ok - self.failed} {rate:.1f} MB/s")
 
     def close(self) -> None:
         self.bar.close()
