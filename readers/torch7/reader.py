@@ -52,6 +52,9 @@ class BuildContext:
         self.converted = 0
         self.notes: list[str] = []
         self._origin_stack: list[tuple[str, str]] = []
+        # what recurrent modules (rnn's LSTM, GRU, ...) carry from one call to the next,
+        # by module object: a module called again continues from it, as Torch7's does
+        self.recurrent_state: dict[int, Any] = {}
 
     # -- recursion -----------------------------------------------------------
     def convert(self, module: T7Module, x: Any) -> Any:
@@ -82,6 +85,11 @@ class BuildContext:
                 self.builder.set_origin(*self._origin_stack[-1])
         self.converted += 1
         return out
+
+    def note(self, text: str) -> None:
+        """Say something in the conversion summary (once per text)."""
+        if text not in self.notes:
+            self.notes.append(text)
 
     # -- graph helpers ---------------------------------------------------------
     def op(self, op_type: str, inputs: Sequence[ir.Value | None], hint: str | None = None,
