@@ -6,7 +6,7 @@ import numpy as np
 
 from migrate.readers.torch7.module import T7Module
 from migrate.readers.torch7.reader import load_root
-from migrate.readers.torch7.registry import lookup
+from migrate.readers.torch7.registry import lookup, package_of
 
 _PARAM_FIELDS = ("weight", "bias", "running_mean", "running_var", "running_std")
 
@@ -31,7 +31,9 @@ def inspect_file(path: str, max_bytes: int | None = None) -> str:
         missing += not supported
         mark = "ok " if supported else "NO "
         extra = f"  {count:,} params" if count else ""
-        lines.append(f"{mark} {'  ' * depth}{module.path}  {module.cls}{extra}")
+        package = package_of(module.cls)
+        origin = f" [{package}]" if package != "nn" else ""  # third-party classes
+        lines.append(f"{mark} {'  ' * depth}{module.path}  {module.cls}{origin}{extra}")
         for child in module.children():
             walk(child, depth + 1)
 
