@@ -7,6 +7,7 @@ import argparse
 from migrate import __version__
 from migrate.cli.options import (
     add_source_options,
+    add_target_options,
     add_verify_options,
     convert_options,
     load_plugins,
@@ -59,15 +60,16 @@ def parser() -> argparse.ArgumentParser:
                         "comparison, graph, error histogram, fix-ups) and print the table")
     add_source_options(p)
     add_verify_options(p)
+    add_target_options(p)
     p.add_argument("--version", action="version", version=f"torch7-migrate {__version__}")
     return p
 
 
 def run_convert(argv: list[str]) -> int:
+    args = parser().parse_args(argv)  # before the heavy imports: --help stays fast
     from migrate.pipeline import convert_source
     from migrate.verify.layerwise import format_table
 
-    args = parser().parse_args(argv)
     load_plugins(args.plugin)
     options = convert_options(args, target=args.to, out_dir=args.output_dir,
                               verify=not args.no_verify, report=args.report,

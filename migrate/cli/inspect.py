@@ -21,6 +21,7 @@ def run_inspect(argv: list[str]) -> int:
 
     options = ReadOptions(input_shapes=parse_shapes(args.input_shape) if args.input_shape
                           else None, max_bytes=args.max_bytes,
-                          allow_random_init=args.allow_random_init)
+                          allow_random_init=args.allow_random_init,
+                          model_class=args.model_class)
     print(spec.load().inspect(paths, options))
     return 0

@@ -63,6 +63,10 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-random-init", action="store_true",
                    help="Caffe2: accept init nets with random fills (XavierFill, ...) that\n"
                         "hold no trained weights")
+    p.add_argument("--model-class", metavar="FILE.py:NAME",
+                   help="PyTorch checkpoints (torch.save state_dicts): the model's code, a\n"
+                        "class or function building it, e.g. models.py:ResNet18 (with\n"
+                        "--input-shape); 'module.' prefixes of DataParallel are removed")
     p.add_argument("--plugin", action="append", default=[], metavar="FILE",
                    help="Python file that registers converters for custom layers\n"
                         "(repeatable; see README, 'Custom layers')")
@@ -93,6 +97,17 @@ def add_verify_options(p: argparse.ArgumentParser) -> None:
                         "or the one `migrate runtimes install caffe2` made)")
 
 
+def add_target_options(p: argparse.ArgumentParser) -> None:
+    """Switches of particular targets (passed to the writer as writer_options)."""
+    p.add_argument("--pytorch-export", action="store_true",
+                   help="--to pytorch: also write STEM.pt2, torch.export of the generated\n"
+                        "module (an ExportedProgram; batch size dynamic where allowed)")
+
+
+def writer_options(args: argparse.Namespace) -> dict:
+    return {"pytorch_export": True} if getattr(args, "pytorch_export", False) else {}
+
+
 def convert_options(args: argparse.Namespace, **extra):
     """ConvertOptions from the parsed shared options."""
     from migrate.core.passes.preprocessing import Preprocessing
@@ -114,7 +129,9 @@ def convert_options(args: argparse.Namespace, **extra):
         caffe2_python=getattr(args, "caffe2_python", None),
         atol=getattr(args, "atol", 1e-4), rtol=getattr(args, "rtol", 1e-4),
         preprocessing=pre, max_bytes=args.max_bytes,
-        allow_random_init=getattr(args, "allow_random_init", False), **extra)
+        allow_random_init=getattr(args, "allow_random_init", False),
+        writer_options=writer_options(args),
+        model_class=getattr(args, "model_class", None), **extra)
 
 
 def load_plugins(files: list[str]) -> None:

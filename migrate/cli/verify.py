@@ -27,12 +27,12 @@ def parser():
 
 
 def run_verify(argv: list[str]) -> int:
+    args = parser().parse_args(argv)  # before the heavy imports: --help stays fast
     from migrate.cli.options import convert_options
     from migrate.pipeline import verify_files
     from migrate.verify.layerwise import format_table
     from migrate.verify.report import write_report
 
-    args = parser().parse_args(argv)
     load_plugins(args.plugin)
     result, data = verify_files(args.files, convert_options(args))
     print(format_table(result, args.atol, args.rtol))
