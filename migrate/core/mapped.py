@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-_REGIONS: list[tuple[int, int, str]] = []  # (start address, length, path) of mapped files
+# (start address, length, path, the mapping) of mapped files; the mapping is held weakly:
+# once it is unmapped its addresses may be reused by ordinary arrays, which must then
+# not pass for file bytes
+_REGIONS: list[tuple[int, int, str, Any]] = []
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,18 @@ class FileRegion:
 def register_mapping(buffer, path: str) -> None:
     """Remember that `buffer` (an mmap, kept alive by its arrays) holds `path`'s bytes."""
     view = np.frombuffer(buffer, dtype=np.uint8)
-    _REGIONS.append((view.__array_interface__["data"][0], view.size, os.path.abspath(path)))
+    try:
+        ref = weakref.ref(buffer)
+    except TypeError:  # an object without weak references: keep it (and its addresses)
+        ref = lambda: buffer  # noqa: E731
+    _REGIONS[:] = [r for r in _REGIONS if _alive(r[3])]
+    _REGIONS.append((view.__array_interface__["data"][0], view.size, os.path.abspath(path),
+                     ref))
+
+
+def _alive(ref) -> bool:
+    buffer = ref()
+    return buffer is not None and not getattr(buffer, "closed", False)
 
 
 def file_region(array: np.ndarray) -> FileRegion | None:
@@ -37,8 +53,8 @@ def file_region(array: np.ndarray) -> FileRegion | None:
     if not array.flags["C_CONTIGUOUS"] or sys.byteorder != "little" or array.size == 0:
         return None
     start = array.__array_interface__["data"][0]
-    for base, length, path in reversed(_REGIONS):
-        if base <= start and start + array.nbytes <= base + length:
+    for base, length, path, ref in reversed(_REGIONS):
+        if base <= start and start + array.nbytes <= base + length and _alive(ref):
             return FileRegion(path, start - base, array.nbytes)
     return None
 
