@@ -220,11 +220,20 @@ def verification_inputs(source: SourceModel, options: ConvertOptions
         if len(given) != len(shapes):
             raise UsageError(f"{len(given)} --input array(s) given; the model takes "
                              f"{len(shapes)} input(s) of shape {text}")
+        infos = {i.name: i for i in source.inputs}
         for k, (array, shape) in enumerate(zip(given, shapes, strict=True)):
             if tuple(array.shape) != shape:
                 raise UsageError(f"--input {k + 1} has shape {_input_text([array.shape])}; the "
                                  f"model expects {_input_text([shape])} (--input-shape sets it "
                                  "where the model allows)")
+            info = infos.get(graph_inputs[k].name)
+            if info is not None and np.dtype(info.dtype).kind in "iu" and array.dtype.kind == "f":
+                # indices saved as floats (e.g. a FloatTensor of word indices): every runtime
+                # gets the integers the model takes
+                if not np.array_equal(array, np.trunc(array)):
+                    raise UsageError(f"--input {k + 1} holds fractions; the model takes "
+                                     f"{info.dtype} integers there")
+                given[k] = array.astype(info.dtype)
         return given, f"the given {text} input"
     rng = np.random.default_rng(options.seed)
     arrays = []
