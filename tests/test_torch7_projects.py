@@ -22,7 +22,7 @@ from migrate.core.passes.optimize import optimize
 from migrate.readers.torch7 import t7file
 from migrate.readers.torch7.inspect import inspect_file
 from migrate.readers.torch7.module import T7Module
-from migrate.readers.torch7.reader import build_graph, read_torch7
+from migrate.readers.torch7.reader import build_graph, iter_modules, read_torch7
 from migrate.runtimes.caffe2.side import Caffe2Job, run_caffe2_jobs
 from migrate.runtimes.ort.api import run_onnx
 from migrate.verify.compare import compare
@@ -256,3 +256,19 @@ def test_cli_converts_nested_tables_without_input_shape(tmp_path, shared_dir):
     run = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "input 1x5, 1x5, 1x10" in run.stdout and "OK" in run.stdout
+
+
+def test_nested_table_inputs_are_arranged_as_the_model_takes_them(shared_dir):
+    """{{a, b}, c} into ParallelTable{ParallelTable{Linear, Linear}, Linear}: the three
+    graph inputs are nested as the model's structure says, each sized by its Linear."""
+    gru = T7Module(_module_object("p_rnn_GRU_float"), "gru")  # it holds a Linear(4, 10)
+    first = next(m.obj for m in iter_modules(gru) if m.cls == "nn.Linear")
+
+    def parallel(*modules):
+        return torchfile.TorchObject(b"nn.ParallelTable",
+                                     {b"modules": dict(enumerate(modules, 1))})
+
+    root = T7Module(parallel(parallel(first, first), first), "model")
+    model = build_graph(root, "nested").model
+    assert [list(v.shape) for v in model.graph.inputs] == [[1, 4]] * 3
+    assert [list(v.shape) for v in model.graph.outputs] == [[1, 10]] * 3

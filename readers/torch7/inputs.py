@@ -40,9 +40,15 @@ _TABLE_OF = {
     "nn.CosineDistance": 2, "nn.MM": 2, "nn.MV": 2, "nn.Bilinear": 2,
     "nn.BilinearSamplerBHWD": 2, "w2nn.ScaleTable": 2, "w2nn.ShakeShakeTable": 2,
 }
+# Modules that take a table of any length.
+_OPEN_TABLE = ("nn.MapTable", "nn.CAddTable", "nn.CMulTable", "nn.CMaxTable", "nn.CMinTable",
+               "nn.JoinTable", "nn.FlattenTable", "nn.ZipTable", "w2nn.AuxiliaryLossTable",
+               "w2nn.PrintTable")
 # Containers whose input goes to their first child (and, for a tensor, on through them).
 _FIRST_CHILD = ("nn.Sequential", "nn.Concat", "nn.DepthConcat", "nn.Decorator", "nn.Inception")
 MAX_DEPTH = 200
+# Element-Research/rnn layers that take one time step per call
+_ONE_STEP = ("nn.LSTM", "nn.FastLSTM", "nn.GRU")
 
 Path = tuple[int, ...]
 
@@ -59,6 +65,8 @@ class Trace:
     paths: set[Path] = field(default_factory=lambda: {()})
     # the modules each input reaches first, in forward order
     consumers: dict[Path, list[T7Module]] = field(default_factory=dict)
+    # input paths that are tables of a length nothing tells, with the module taking them
+    open_tables: dict[Path, T7Module] = field(default_factory=dict)
 
     def marker(self, path: Path) -> Marker:
         self.paths.add(path)
@@ -111,6 +119,9 @@ def _trace(t: Trace, module: T7Module, x: Any, depth: int = 0) -> Any:
     if cls in _TABLE_OF:
         _items(t, x, _TABLE_OF[cls])
         return None
+    if cls in _OPEN_TABLE and isinstance(x, Marker):
+        t.open_tables.setdefault(x.path, module)
+        return None
     if isinstance(x, Marker):
         if _short(cls) in SHAPE_PRESERVING:
             return x
@@ -120,10 +131,13 @@ def _trace(t: Trace, module: T7Module, x: Any, depth: int = 0) -> Any:
 
 def _takes_table(module: T7Module) -> bool:
     cls = module.cls
-    return (cls in _TABLE_OF or cls in ("nn.ParallelTable", "nn.MapTable", "nn.SelectTable",
-                                        "nn.NarrowTable", "nn.gModule")
-            or (cls.endswith(_FIRST_CHILD) and bool(module.children())
-                and _takes_table(module.children()[0])))
+    children = module.children()
+    if cls in _TABLE_OF or cls in _OPEN_TABLE or cls in (
+            "nn.ParallelTable", "nn.SelectTable", "nn.NarrowTable", "nn.gModule"):
+        return True
+    if cls in ("nn.ConcatTable", "nn.Concat", "nn.DepthConcat"):
+        return any(_takes_table(c) for c in children)
+    return cls.endswith(_FIRST_CHILD) and bool(children) and _takes_table(children[0])
 
 
 def _items(t: Trace, x: Any, n: int) -> list[Any]:
@@ -188,6 +202,7 @@ class InputPlan:
     template: Any  # TENSOR or a nested list of TENSOR leaves
     leaves: list[Path]
     consumers: dict[Path, list[T7Module]]
+    open_tables: dict[Path, T7Module]
 
 
 def plan_inputs(root: T7Module) -> InputPlan:
@@ -198,7 +213,7 @@ def plan_inputs(root: T7Module) -> InputPlan:
     except (ConversionError, KeyError, TypeError, ValueError, AttributeError):
         t = Trace()  # a damaged or unusual tree: the converters will say what is wrong
     template = _template(t.paths)
-    return InputPlan(template, _leaves(template), t.consumers)
+    return InputPlan(template, _leaves(template), t.consumers, t.open_tables)
 
 
 def declared_shapes(modules: Iterator[T7Module], root: Any = None) -> list[list[int]] | None:
@@ -215,6 +230,15 @@ def declared_shapes(modules: Iterator[T7Module], root: Any = None) -> list[list[
             return [[1, n]]
         if m.cls.endswith("InstanceNormalization") and m.has("nOutput"):
             return [[1, m.int("nOutput"), s, s] for s in SPATIAL_CANDIDATES]
+        if m.cls in _ONE_STEP and m.has("inputSize"):  # one step of a recurrent layer
+            return [[1, m.int("inputSize")]]
+        if m.cls in ("nn.SeqLSTM", "nn.SeqLSTMP") and m.has("inputsize"):
+            return [[1, 1, m.int("inputsize")]]  # a sequence of one step, batch of one
+        if m.cls == "nn.Sequencer" and m.children():
+            from migrate.readers.torch7.reader import iter_modules
+
+            inner = declared_shapes(iter_modules(m.children()[0]), m.children()[0])
+            return None if inner is None else [[1, *shape] for shape in inner]
         if not m.children() and m is not root and not _short(m.cls).endswith(SHAPE_PRESERVING):
             return None
     return None
@@ -225,6 +249,11 @@ def candidate_input_shapes(root: T7Module) -> list[list[list[int]]]:
     from migrate.readers.torch7.reader import iter_modules
 
     plan = plan_inputs(root)
+    for path, module in plan.open_tables.items():
+        where = "its input" + "".join(f"[{i}]" for i in path)
+        raise ConversionError(
+            f"{where} is a table whose length nothing in the model tells ({module.path} "
+            f"({module.cls}) takes it); pass one --input-shape per entry, comma-separated")
     if plan.template == TENSOR:
         found = declared_shapes(iter_modules(root), root)
         if found is None:
@@ -242,7 +271,8 @@ def candidate_input_shapes(root: T7Module) -> list[list[list[int]]]:
             where = "input" + "".join(f"[{i}]" for i in leaf)
             raise ConversionError(
                 f"the model takes a table of {len(plan.leaves)} inputs and the shape of {where} "
-                "cannot be inferred; pass one --input-shape per input, e.g. 1x5,1x5,1x10")
+                f"cannot be inferred; pass {len(plan.leaves)} --input-shape values, "
+                "comma-separated")
         per_leaf.append(found)
     count = max(len(f) for f in per_leaf)
     # candidate k uses each input's k-th guess (inputs with one guess keep it)
