@@ -16,7 +16,7 @@ import pytest
 import torchfile
 from fixtures_t7 import T7_DIR, cases, manifest_names, read_raw
 
-from migrate.core.errors import ConversionError
+from migrate.core.errors import ConversionError, MigrateError
 from migrate.core.graph import GraphBuilder
 from migrate.core.passes.optimize import optimize
 from migrate.readers.torch7 import t7file
@@ -272,3 +272,12 @@ def test_nested_table_inputs_are_arranged_as_the_model_takes_them(shared_dir):
     model = build_graph(root, "nested").model
     assert [list(v.shape) for v in model.graph.inputs] == [[1, 4]] * 3
     assert [list(v.shape) for v in model.graph.outputs] == [[1, 10]] * 3
+
+
+def test_shared_containers_nested_over_and_over_fail_fast():
+    """A hostile tree asking for 2^40 module visits: a clear error, not a hang."""
+    node = torchfile.TorchObject(b"nn.ReLU", {})
+    for _ in range(40):
+        node = torchfile.TorchObject(b"nn.Sequential", {b"modules": {1: node, 2: node}})
+    with pytest.raises(MigrateError, match="shared containers nested over and over"):
+        build_graph(T7Module(node, "model"), "hostile", [[1, 3]])

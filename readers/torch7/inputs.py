@@ -47,6 +47,7 @@ _OPEN_TABLE = ("nn.MapTable", "nn.CAddTable", "nn.CMulTable", "nn.CMaxTable", "n
 # Containers whose input goes to their first child (and, for a tensor, on through them).
 _FIRST_CHILD = ("nn.Sequential", "nn.Concat", "nn.DepthConcat", "nn.Decorator", "nn.Inception")
 MAX_DEPTH = 200
+MAX_VISITS = 100_000  # a shared module counts once per use
 # Element-Research/rnn layers that take one time step per call
 _ONE_STEP = ("nn.LSTM", "nn.FastLSTM", "nn.GRU")
 
@@ -67,6 +68,7 @@ class Trace:
     consumers: dict[Path, list[T7Module]] = field(default_factory=dict)
     # input paths that are tables of a length nothing tells, with the module taking them
     open_tables: dict[Path, T7Module] = field(default_factory=dict)
+    visits: int = 0
 
     def marker(self, path: Path) -> Marker:
         self.paths.add(path)
@@ -82,8 +84,9 @@ def _short(cls: str) -> str:
 
 def _trace(t: Trace, module: T7Module, x: Any, depth: int = 0) -> Any:
     """Route markers through `module`; returns its output (markers, lists, or None)."""
-    if depth > MAX_DEPTH:
-        return None
+    t.visits += 1
+    if depth > MAX_DEPTH or t.visits > MAX_VISITS:
+        raise ConversionError("module tree too deep or too large to trace its inputs")
     cls = module.cls
     children = module.children()
     if cls == "nn.gModule":

@@ -34,6 +34,10 @@ from migrate.readers.torch7.values import TENSOR, flatten, leaf_count, nest
 
 ROOT_PATH = "model"
 MAX_MODULE_DEPTH = 200  # containers nested deeper than this are not a real network
+# A module shared by several containers is visited (and converted) once per use, so a
+# hostile file nesting shared containers could ask for 2^depth visits: real models,
+# unrolled recurrent layers included, stay far below this.
+MAX_MODULE_VISITS = 100_000
 
 
 @dataclass
@@ -63,6 +67,9 @@ class BuildContext:
             raise UnsupportedModulesError([(module.path, module.cls)])
         if len(self._origin_stack) > MAX_MODULE_DEPTH:
             raise CorruptFileError(f"modules nested more than {MAX_MODULE_DEPTH} deep")
+        if self.converted >= 2 * MAX_MODULE_VISITS:
+            raise CorruptFileError(f"more than {2 * MAX_MODULE_VISITS:,} module conversions "
+                                   "(shared containers nested over and over)")
         self._origin_stack.append((module.path, module.cls))
         self.builder.set_origin(module.path, module.cls)
         try:
@@ -131,8 +138,13 @@ def iter_modules(module: T7Module) -> Iterator[T7Module]:
     contains itself is an error, a module shared by two containers is visited twice.
     """
     stack: list[tuple[T7Module, tuple[int, ...]]] = [(module, ())]
+    visits = 0
     while stack:
         current, ancestors = stack.pop()
+        visits += 1
+        if visits > MAX_MODULE_VISITS:
+            raise CorruptFileError(f"more than {MAX_MODULE_VISITS:,} modules (shared "
+                                   "containers nested over and over)")
         if id(current.obj) in ancestors:
             raise CorruptFileError(f"{current.path} ({current.cls}) contains itself")
         if len(ancestors) > MAX_MODULE_DEPTH:
