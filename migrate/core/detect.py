@@ -70,19 +70,25 @@ def resolve_source(paths: Sequence[str]) -> tuple[ReaderSpec, list[str]]:
 
 def order_roles(spec: ReaderSpec, claims: list[tuple[str, Claim]]) -> list[str]:
     roles: dict[str, str] = {}
-    for path, found in claims:
-        if found.role in roles:
-            raise UsageError(f"{roles[found.role]} and {path} are both {found.what}: "
+    # files that can play another role are placed last, in the order given
+    for path, found in sorted(claims, key=lambda c: bool(c[1].alternatives)):
+        role = found.role
+        if role in roles:
+            role = next((r for r in found.alternatives if r not in roles), role)
+        if role in roles:
+            raise UsageError(f"{roles[role]} and {path} are both {found.what}: "
                              f"a {spec.title} model takes one of each", file=path)
-        roles[found.role] = path
+        roles[role] = path
     given = frozenset(roles)
     if given not in spec.role_sets:
         complete = spec.role_sets[0]
         missing = sorted(complete - given)
         if given < complete:
             path, found = claims[0]
+            words = dict(spec.role_words)
+            wanted = " and ".join(words.get(r, f"{r} file") for r in missing)
             raise UsageError(f"this is {found.what}; a {spec.title} model also needs its "
-                             f"{' and '.join(missing)} file: give both files", file=path)
+                             f"{wanted}: give both files", file=path)
         raise UsageError(f"a {spec.title} model is made of {', '.join(sorted(complete))}; "
                          f"got {', '.join(sorted(given))}")
     return [roles[r] for r in spec.role_order if r in roles]
@@ -106,7 +112,8 @@ def split_source_and_converted(paths: Sequence[str]) -> tuple[ReaderSpec, list[s
     while len(source) < needed and len(rest) > 1:
         found = claim(rest[0])
         roles = {c.role for _, c in source}
-        if found is None or found.format != spec.name or found.role in roles:
+        if found is None or found.format != spec.name or (
+                found.role in roles and all(r in roles for r in found.alternatives)):
             break
         source.append((rest.pop(0), found))
     return spec, order_roles(spec, source), rest

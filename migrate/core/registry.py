@@ -55,6 +55,10 @@ class Claim:
     format: str
     role: str  # e.g. "model", "net", "weights", "init_net", "predict_net"
     what: str  # for messages: "a Caffe net definition (text prototxt)"
+    # roles the same bytes can also play, taken when `role` is already filled (a Caffe
+    # binary NetParameter without blobs is a definition, or the caffemodel of a net
+    # that has no weights)
+    alternatives: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,8 @@ class ReaderSpec:
     accepts_object: Callable[[Any], bool] | None = None
     # groups claimed files of one folder into models (batch); default: each file alone
     group: Callable[[list[tuple[str, Claim]]], list[list[str]]] | None = None
+    # how messages name a missing role, e.g. ("weights", "trained weights (.caffemodel)")
+    role_words: tuple[tuple[str, str], ...] = ()
 
     def load(self) -> ModuleType:
         return _import(self.module)
