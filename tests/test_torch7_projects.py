@@ -281,3 +281,11 @@ def test_shared_containers_nested_over_and_over_fail_fast():
         node = torchfile.TorchObject(b"nn.Sequential", {b"modules": {1: node, 2: node}})
     with pytest.raises(MigrateError, match="shared containers nested over and over"):
         build_graph(T7Module(node, "model"), "hostile", [[1, 3]])
+
+
+def test_unrolled_recurrent_layers_say_so(shared_dir):
+    notes = read_torch7(_fixture("p_rnn_SeqLSTM_float"), [[3, 2, 4]]).notes
+    assert any("unrolled over its 3 time steps" in n and "exactly 3 steps" in n for n in notes)
+    ops = {node.op_type for node in read_torch7(_fixture("p_rnn_SeqLSTM_float"), [[3, 2, 4]])
+           .model.graph}
+    assert not ops & {"LSTM", "GRU", "RNN", "Loop", "Scan"}

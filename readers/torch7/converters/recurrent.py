@@ -74,6 +74,9 @@ def recurrent_step(ctx, module, x):
         state = [_initial(ctx, module, x, "outputs")]
         if with_cell:
             state.append(_initial(ctx, module, x, "cells"))
+    ctx.note(f"{module.cls} ({PACKAGE}): each call is one time step of its step module "
+             "(Linear/Add/Sigmoid/Tanh/Mul, no RNN operator, so every target runs it); under "
+             "nn.Sequencer it is unrolled over the sequence, whose length the input shape fixes")
     out = ctx.convert(_step_module(module), [x, *state])
     if with_cell:
         h, c = as_table(out, f"{module.cls}'s step module output", size=2)
@@ -183,6 +186,9 @@ def seq_lstm(ctx, module, x):
     if len(shape) != 3 or shape[2] != d:
         raise ConversionError(f"SeqLSTM takes a T x N x {d} sequence, got {list(shape)}")
     steps, n = shape[0], shape[1]
+    ctx.note(f"{module.cls} ({PACKAGE}) unrolled over its {steps} time steps (exact: Gemm/MatMul, "
+             "Add, Sigmoid, Tanh, Mul; no LSTM operator, so Caffe2 mobile runs it); the "
+             f"converted model takes sequences of exactly {steps} steps")
     c_prev = _state(ctx, module, c0, "userPrevCell", [n, h])
     h_prev = _state(ctx, module, h0, "userPrevOutput", [n, r])
     wx, wh = ctx.const(weight[:d], "weight_x"), ctx.const(weight[d:], "weight_h")
