@@ -6,7 +6,8 @@ from migrate.core.errors import ConversionError
 from migrate.readers.torch7.registry import converter
 
 
-@converter("nn.BatchNormalization", "nn.SpatialBatchNormalization")
+@converter("nn.BatchNormalization", "nn.SpatialBatchNormalization",
+           "nn.VolumetricBatchNormalization")
 def batch_normalization(ctx, module, x):
     eps = module.float("eps", 1e-5)
     mean = module.tensor("running_mean")
@@ -29,8 +30,11 @@ def batch_normalization(ctx, module, x):
         ctx.const(scale, "scale"), ctx.const(shift, "bias"),
         ctx.const(mean.reshape(n), "mean"), ctx.const(var.reshape(n), "var"),
     ]
-    spatial = module.cls.endswith("SpatialBatchNormalization")
-    rank = 4 if spatial else 2
+    # batch x features, batch x planes x H x W, batch x planes x T x H x W
+    if module.cls.endswith("VolumetricBatchNormalization"):
+        rank = 5
+    else:
+        rank = 4 if module.cls.endswith("SpatialBatchNormalization") else 2
     return ctx.batched(
         x, rank, lambda xb: ctx.op("BatchNormalization", [xb, *params], hint="bn", epsilon=eps)
     )

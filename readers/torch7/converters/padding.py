@@ -30,6 +30,29 @@ def spatial_pad(ctx, x, top, bottom, left, right, mode="constant", value=0.0, hi
     return ctx.op("Pad", inputs, hint=hint, mode=mode)
 
 
+def crop_and_pad(ctx, x, before, after, mode="constant", hint="pad"):
+    """Pad (positive) or crop (negative) the given axes: `before`/`after` map axis -> amount."""
+    shape = ctx.shape(x)
+    rank = len(shape)
+    crops = [(axis, max(-before.get(axis, 0), 0), shape[axis] - max(-after.get(axis, 0), 0))
+             for axis in sorted(set(before) | set(after))]
+    crops = [c for c in crops if c[1] > 0 or c[2] < shape[c[0]]]
+    if any(start >= end for _, start, end in crops):
+        raise ConversionError(f"cropping {before} / {after} leaves nothing of {list(shape)}")
+    if crops:
+        x = ctx.op("Slice", [x, ctx.int64s([c[1] for c in crops], "starts"),
+                             ctx.int64s([c[2] for c in crops], "ends"),
+                             ctx.int64s([c[0] for c in crops], "axes")], hint="crop")
+    pads = [0] * (2 * rank)
+    for axis, amount in before.items():
+        pads[axis] = max(amount, 0)
+    for axis, amount in after.items():
+        pads[rank + axis] = max(amount, 0)
+    if not any(pads):
+        return x
+    return ctx.op("Pad", [x, ctx.int64s(pads, "pads")], hint=hint, mode=mode)
+
+
 def _lrtb(module):
     left = module.int("pad_l")
     return (module.int("pad_t", left), module.int("pad_b", left),

@@ -1,5 +1,11 @@
-"""Spatial pooling."""
+"""Spatial pooling (max, average, LP, adaptive) and FeatureLPPooling."""
 
+import math
+
+import numpy as np
+
+from migrate.core.errors import ConversionError
+from migrate.readers.torch7.converters.unpooling import remember_max_pool
 from migrate.readers.torch7.registry import converter
 
 
@@ -17,7 +23,9 @@ def _window(module):
 def spatial_max_pooling(ctx, module, x):
     attrs = _window(module)
     attrs["dilations"] = [module.int("dilationH", 1), module.int("dilationW", 1)]
-    return ctx.batched(x, 4, lambda x4: ctx.op("MaxPool", [x4], hint="pool", **attrs))
+    # an nn.SpatialMaxUnpooling may later use this pooling's indices
+    return ctx.batched(x, 4, lambda x4: remember_max_pool(
+        ctx, module, ctx.op("MaxPool", [x4], hint="pool", **attrs)))
 
 
 @converter("nn.SpatialAveragePooling")
@@ -32,3 +40,116 @@ def spatial_average_pooling(ctx, module, x):
         k = attrs["kernel_shape"][0] * attrs["kernel_shape"][1]
         return ctx.op("Mul", [y, ctx.scalar(float(k), "window")], hint="scale")
     return ctx.batched(x, 4, lambda x4: ctx.op("AveragePool", [x4], hint="avgpool", **attrs))
+
+
+@converter("nn.SpatialLPPooling")
+def spatial_lp_pooling(ctx, module, x):
+    # an nn.Sequential subclass (Power or Square, SpatialAveragePooling, MulConstant,
+    # Power or Sqrt) whose children do the work
+    for child in module.children():
+        x = ctx.convert(child, x)
+    return x
+
+
+# An adaptive pooling axis whose windows are irregular costs two ops per output.
+MAX_ADAPTIVE_OUTPUTS = 4096
+
+
+def _adaptive_windows(size, out, exact_start):
+    """THNN's adaptive windows [start, end) along one axis of `size` -> `out` values."""
+    if not 1 <= out <= MAX_ADAPTIVE_OUTPUTS:
+        raise ConversionError(f"output size {out} is outside 1..{MAX_ADAPTIVE_OUTPUTS}")
+    f32 = np.float32
+    windows = []
+    for i in range(out):
+        if exact_start:  # SpatialAdaptiveAveragePooling: (float)(i * size) / out
+            start = math.floor(f32(i * size) / f32(out))
+            end = math.ceil(f32((i + 1) * size) / f32(out))
+        else:  # SpatialAdaptiveMaxPooling: (float)i / out * size, in float
+            start = math.floor(f32(i) / f32(out) * f32(size))
+            end = math.ceil(f32(i + 1) / f32(out) * f32(size))
+        windows.append((start, end))
+    return windows
+
+
+def _pool_axis(ctx, x, axis, windows, average):
+    """Max or mean over each window of one axis (2-D maps: axis 2 or 3)."""
+    sizes = {end - start for start, end in windows}
+    starts = [start for start, _ in windows]
+    steps = {b - a for a, b in zip(starts, starts[1:], strict=False)}
+    if len(sizes) == 1 and len(steps) <= 1 and starts[0] == 0:
+        # equal windows at a fixed step: an ordinary pooling along this axis
+        k, step = sizes.pop(), steps.pop() if steps else 1
+        kernel = [k, 1] if axis == 2 else [1, k]
+        strides = [step, 1] if axis == 2 else [1, step]
+        if kernel == [1, 1] and strides == [1, 1]:
+            return x
+        return ctx.op("AveragePool" if average else "MaxPool", [x], hint="adaptive_pool",
+                      kernel_shape=kernel, strides=strides)
+    parts = []
+    for start, end in windows:
+        window = ctx.op("Slice", [x, ctx.int64s([start], "starts"), ctx.int64s([end], "ends"),
+                                  ctx.int64s([axis], "axes")], hint="window")
+        if average:
+            parts.append(ctx.op("ReduceMean", [window], hint="window_mean", axes=[axis],
+                                keepdims=1))
+        else:
+            parts.append(ctx.op("ReduceMax", [window], hint="window_max", axes=[axis],
+                                keepdims=1))
+    return ctx.op("Concat", parts, hint="adaptive_pool", axis=axis)
+
+
+def _adaptive_pooling(ctx, module, x, average):
+    """Output (H, W) with window i spanning [floor(i*in/out), ceil((i+1)*in/out)); a max
+    (or mean) over such a rectangle is the max (mean) over its rows of the max (mean)
+    over its columns, so each axis is pooled in turn."""
+    out_w, out_h = module.int("W"), module.int("H")
+
+    def pool(x4):
+        h, w = ctx.shape(x4)[2:]
+        y = _pool_axis(ctx, x4, 2, _adaptive_windows(h, out_h, average), average)
+        return _pool_axis(ctx, y, 3, _adaptive_windows(w, out_w, average), average)
+
+    return ctx.batched(x, 4, pool)
+
+
+@converter("nn.SpatialAdaptiveMaxPooling")
+def spatial_adaptive_max_pooling(ctx, module, x):
+    return _adaptive_pooling(ctx, module, x, average=False)
+
+
+@converter("nn.SpatialAdaptiveAveragePooling")
+def spatial_adaptive_average_pooling(ctx, module, x):
+    return _adaptive_pooling(ctx, module, x, average=True)
+
+
+@converter("nn.FeatureLPPooling")
+def feature_lp_pooling(ctx, module, x):
+    """y = (sum over `width` neighbouring features of x^p)^(1/p), every `stride` features
+    (nn's kernel: pow without abs)."""
+    width, stride = module.int("width"), module.int("stride")
+    power = module.float("power")
+    batch_mode = module.bool("batch_mode")
+    shape = ctx.shape(x)
+    rank = len(shape)
+    if batch_mode and not 2 <= rank <= 4 or not batch_mode and not 1 <= rank <= 3:
+        raise ConversionError(f"a {rank}-D input (batch_mode={batch_mode}): nn takes 2-4 "
+                              "dims in batch mode, 1-3 otherwise")
+    # nn's layout: [batch][feature][opt1][opt2]
+    lead = 1 if batch_mode else 0
+    batch, n_feat, rest = (shape[0] if batch_mode else 1), shape[lead], math.prod(shape[lead + 1:])
+    if width < 1 or stride < 1 or n_feat < width:
+        raise ConversionError(f"width {width}, stride {stride} over {n_feat} features")
+    if power == 0.0:
+        raise ConversionError("power 0 has no inverse (nn takes the 1/power root)")
+    powered = (ctx.op("Mul", [x, x], hint="square") if power == 2.0 else
+               ctx.op("Pow", [x, ctx.scalar(power, "power")], hint="pow"))
+    plane = ctx.op("Reshape", [powered, ctx.int64s([batch, 1, n_feat, rest])], hint="plane")
+    # a ones kernel sums the window exactly
+    total = ctx.op("Conv", [plane, ctx.const(np.ones((1, 1, width, 1), np.float32), "window")],
+                   hint="window_sum", kernel_shape=[width, 1], strides=[stride, 1])
+    root = (ctx.op("Sqrt", [total], hint="sqrt") if power == 2.0 else
+            ctx.op("Pow", [total, ctx.scalar(1.0 / power, "inv_power")], hint="root"))
+    out_shape = list(shape)
+    out_shape[lead] = (n_feat - width) // stride + 1
+    return ctx.op("Reshape", [root, ctx.int64s(out_shape)], hint="features")

@@ -1,6 +1,7 @@
 """Convolutions."""
 
 from migrate.core.errors import ConversionError
+from migrate.writers.caffe2.converters.conv_nd import conv_nd, conv_transpose_nd
 from migrate.writers.caffe2.registry import op_converter
 
 
@@ -30,8 +31,11 @@ def nnpack_choice(kernel, strides, out_hw) -> tuple[str, str | None]:
 def conv(w, node):
     x, weight, bias = (list(node.inputs) + [None])[:3]
     kernel = w.const(weight)
+    if kernel.ndim in (3, 5):
+        conv_nd(w, node)
+        return
     if kernel.ndim != 4:
-        raise ConversionError("only 2-D convolutions are supported by this writer")
+        raise ConversionError(f"{kernel.ndim - 2}-D convolution has no Caffe2 equivalent here")
     name = w.prefix("conv")
     inputs = [w.blob(x), w.param_value(weight, f"{name}_w")]
     if bias is not None:
@@ -56,6 +60,9 @@ def conv(w, node):
 def conv_transpose(w, node):
     x, weight, bias = (list(node.inputs) + [None])[:3]
     kernel = w.const(weight)
+    if kernel.ndim in (3, 5):
+        conv_transpose_nd(w, node)
+        return
     if kernel.ndim != 4 or node.attributes.get_int("group", 1) != 1:
         raise ConversionError("only 2-D, ungrouped transposed convolutions are supported")
     if list(node.attributes.get_ints("dilations", [1, 1])) != [1, 1]:

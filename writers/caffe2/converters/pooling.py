@@ -4,6 +4,11 @@ import numpy as np
 
 from migrate.core.errors import ConversionError
 from migrate.writers.caffe2.converters.conv import window_args
+from migrate.writers.caffe2.converters.pool_nd import (
+    max_pool_with_indices,
+    pool_nd,
+    subsampled_max_pool,
+)
 from migrate.writers.caffe2.registry import op_converter
 
 # Caffe2's LegacyPadding::CAFFE_LEGACY_POOLING: output size rounded up, and the
@@ -15,7 +20,8 @@ CAFFE_LEGACY_POOLING = 3
 def _pool(w, node, op_type, kind, **extra):
     kernel = node.attributes.get_ints("kernel_shape")
     if len(kernel) != 2:
-        raise ConversionError("only 2-D pooling is supported by this writer")
+        pool_nd(w, node, op_type, kind, **extra)
+        return
     args = window_args(node, kernel)
     if node.attributes.get_int("ceil_mode", 0):
         if (args["pad_t"], args["pad_l"]) != (args["pad_b"], args["pad_r"]):
@@ -27,8 +33,13 @@ def _pool(w, node, op_type, kind, **extra):
 
 @op_converter("MaxPool")
 def max_pool(w, node):
-    if list(node.attributes.get_ints("dilations", [1, 1])) != [1, 1]:
-        _dilated_max_pool(w, node)
+    if len(node.outputs) > 1 and node.outputs[1].uses():
+        max_pool_with_indices(w, node)
+    elif len(node.attributes.get_ints("kernel_shape")) != 2:
+        pool_nd(w, node, "MaxPool", "pool")
+    elif list(node.attributes.get_ints("dilations", [1, 1])) != [1, 1]:
+        if not subsampled_max_pool(w, node):
+            _dilated_max_pool(w, node)
     else:
         _pool(w, node, "MaxPool", "pool")
 

@@ -3,6 +3,8 @@
 import numpy as np
 
 from migrate.core.errors import ConversionError
+from migrate.writers.caffe2.converters.pad_nd import pad_nd
+from migrate.writers.caffe2.converters.resize_nd import resize_5d
 from migrate.writers.caffe2.registry import op_converter
 
 
@@ -135,6 +137,12 @@ def pad(w, node):
     spatial_only = rank in (3, 4) and not any(
         pads[a] or pads[rank + a] for a in range(rank - 2))
     if not spatial_only:
+        if mode == "edge":
+            w.note("edge padding beyond the last two dims -> Concat of tiled border slices")
+            blob, _ = pad_nd(w, w.blob(x), w.shape(x), pads[:rank], pads[rank:],
+                             w.prefix("pad"), mode="edge")
+            w.bind(node.outputs[0], blob)
+            return
         if mode != "constant":
             raise ConversionError(f"{mode} padding is supported on the last two dims only")
         w.note("constant padding of non-spatial dims -> Concat with ConstantFill blocks")
@@ -159,6 +167,9 @@ def pad(w, node):
 def resize(w, node):
     x = node.inputs[0]
     in_shape, out_shape = w.shape(x), w.shape(node.outputs[0])
+    if len(in_shape) == 5:
+        resize_5d(w, node)
+        return
     if len(in_shape) != 4 or in_shape[:2] != out_shape[:2]:
         raise ConversionError("only spatial resizing of NCHW tensors is supported")
     attrs = node.attributes

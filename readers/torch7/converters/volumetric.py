@@ -1,0 +1,169 @@
+"""Volumetric (3-D) layers: batch x planes x T x H x W (or one sample without the batch)."""
+
+import math
+
+import numpy as np
+
+from migrate.core.errors import ConversionError
+from migrate.readers.torch7.converters.padding import crop_and_pad
+from migrate.readers.torch7.converters.unpooling import remember_max_pool
+from migrate.readers.torch7.registry import converter
+
+
+def _thw(module, prefix, default=None, fallback=None):
+    """A (T, H, W) triple of fields, e.g. kT, kH, kW; `fallback` names older field names."""
+    values = []
+    for axis in "THW":
+        value = module.get(prefix + axis)
+        if value is None and fallback is not None:
+            value = module.get(fallback + axis)
+        if value is None:
+            if default is None:
+                raise ConversionError(f"field '{prefix}{axis}' is missing")
+            value = default
+        values.append(int(value))
+    return values
+
+
+def _weight(module, shape, what):
+    weight = module.tensor("weight")
+    if weight is None or weight.size != math.prod(shape):
+        raise ConversionError(f"{what} weight does not match its planes and kernel {shape}")
+    return weight.reshape(shape)
+
+
+def _bias_inputs(ctx, module, n):
+    bias = module.tensor("bias")
+    if bias is None:
+        return []
+    if bias.size != n:
+        raise ConversionError(f"bias has {bias.size} values for {n} output planes")
+    return [ctx.const(bias.reshape(n), "bias")]
+
+
+@converter("nn.VolumetricConvolution", "nn.VolumetricDilatedConvolution")
+def volumetric_convolution(ctx, module, x):
+    n_in, n_out = module.int("nInputPlane"), module.int("nOutputPlane")
+    kernel = _thw(module, "k")
+    strides = _thw(module, "d", 1)
+    pads = _thw(module, "pad", 0)
+    dilations = _thw(module, "dilation", 1)
+    weight = _weight(module, [n_out, n_in, *kernel], "convolution")
+    inputs = [ctx.const(weight, "weight"), *_bias_inputs(ctx, module, n_out)]
+    return ctx.batched(x, 5, lambda x5: ctx.op(
+        "Conv", [x5, *inputs], hint="conv", kernel_shape=kernel, strides=strides,
+        pads=pads * 2, dilations=dilations))
+
+
+def _full_convolution_adjustments(ctx, module, x, kernel, strides, pads):
+    """nn: a table input {x, target} sets the adjustments so the output takes the
+    target's size; otherwise adjT/adjH/adjW."""
+    if isinstance(x, list):
+        if len(x) != 2:
+            raise ConversionError("expects a tensor or a table {input, target}")
+        x, target = x
+        sizes = ctx.shape(target)[-3:]
+        adjust = [(t + 2 * p - k) % s for t, k, p, s in zip(sizes, kernel, pads, strides,
+                                                           strict=True)]
+        return x, adjust
+    return x, _thw(module, "adj", 0)
+
+
+@converter("nn.VolumetricFullConvolution")
+def volumetric_full_convolution(ctx, module, x):
+    n_in, n_out = module.int("nInputPlane"), module.int("nOutputPlane")
+    kernel = _thw(module, "k")
+    strides = _thw(module, "d", 1)
+    pads = _thw(module, "pad", 0, fallback="p")
+    x, adjust = _full_convolution_adjustments(ctx, module, x, kernel, strides, pads)
+    if not module.has("adjW"):
+        # saved before nn had adjustments: the weight was nOutputPlane x nInputPlane
+        # (nn transposes it on load)
+        weight = _weight(module, [n_out, n_in, *kernel], "full convolution")
+        weight = np.ascontiguousarray(weight.transpose(1, 0, 2, 3, 4))
+    else:
+        weight = _weight(module, [n_in, n_out, *kernel], "full convolution")
+    if any(a >= s for a, s in zip(adjust, strides, strict=True)):
+        raise ConversionError(f"adjustments {adjust} must be smaller than the strides {strides}")
+    inputs = [ctx.const(weight, "weight"), *_bias_inputs(ctx, module, n_out)]
+    return ctx.batched(x, 5, lambda x5: ctx.op(
+        "ConvTranspose", [x5, *inputs], hint="deconv", kernel_shape=kernel, strides=strides,
+        pads=pads * 2, output_padding=adjust))
+
+
+def torch_pooling_pads(in_sizes, kernel, strides, pads, dilations, ceil_mode):
+    """Torch7's max pooling output sizes, as explicit ONNX pads (begin..., end...) that give
+    exactly those sizes with ceil_mode off.
+
+    nn rounds up in ceil mode, and when any padding is set drops a last window that
+    would start in the end padding; a max over the extra end padding changes nothing.
+    """
+    outs = []
+    for size, k, s, p, d in zip(in_sizes, kernel, strides, pads, dilations, strict=True):
+        if k < 1 or s < 1 or d < 1 or p < 0:
+            raise ConversionError(f"window {kernel}, stride {strides}, padding {pads} and "
+                                  f"dilation {dilations} must be positive")
+        if p > k // 2:
+            raise ConversionError(f"padding {pads} must be at most half the window {kernel}")
+        span = size + 2 * p - (d * (k - 1) + 1)
+        outs.append((-(-span // s) if ceil_mode else span // s) + 1)
+    if any(pads):
+        outs = [o - 1 if (o - 1) * s >= size + p else o
+                for o, s, size, p in zip(outs, strides, in_sizes, pads, strict=True)]
+    if any(o < 1 for o in outs):
+        raise ConversionError(f"the window {kernel} is larger than the input {list(in_sizes)}")
+    ends = [max((o - 1) * s + d * (k - 1) + 1 - size - p, 0)
+            for o, s, d, k, size, p in zip(outs, strides, dilations, kernel, in_sizes, pads,
+                                           strict=True)]
+    return outs, list(pads) + ends
+
+
+def volumetric_max_pool_attributes(ctx, module, x5):
+    kernel = _thw(module, "k")
+    strides = _thw(module, "d", None)
+    strides = [s if s else k for s, k in zip(strides, kernel, strict=True)]
+    pads = _thw(module, "pad", 0)
+    dilations = _thw(module, "dilation", 1)
+    if any(p >= 2 and d >= 2 for p, d in zip(pads, dilations, strict=True)):
+        # nn's kernel shrinks a border window by its padding, not by the taps the
+        # padding removes: it skips real input values there (no standard pooling does)
+        raise ConversionError(f"dilation {dilations} with padding {pads} of 2 or more: nn's "
+                              "kernel skips border taps there, which no MaxPool reproduces")
+    _, onnx_pads = torch_pooling_pads(ctx.shape(x5)[2:], kernel, strides, pads, dilations,
+                                      module.bool("ceil_mode"))
+    return dict(kernel_shape=kernel, strides=strides, pads=onnx_pads, dilations=dilations)
+
+
+@converter("nn.VolumetricMaxPooling", "nn.VolumetricDilatedMaxPooling")
+def volumetric_max_pooling(ctx, module, x):
+    def pool(x5):
+        y = ctx.op("MaxPool", [x5], hint="pool",
+                   **volumetric_max_pool_attributes(ctx, module, x5))
+        return remember_max_pool(ctx, module, y)
+
+    return ctx.batched(x, 5, pool)
+
+
+@converter("nn.VolumetricAveragePooling")
+def volumetric_average_pooling(ctx, module, x):
+    # nn's Lua passes no padding, floor rounding and count_include_pad to the kernel,
+    # whatever fields the module has.
+    kernel = _thw(module, "k")
+    strides = [s if s else k for s, k in zip(_thw(module, "d", 0), kernel, strict=True)]
+    return ctx.batched(x, 5, lambda x5: ctx.op(
+        "AveragePool", [x5], hint="avgpool", kernel_shape=kernel, strides=strides))
+
+
+@converter("nn.VolumetricReplicationPadding")
+def volumetric_replication_padding(ctx, module, x):
+    """Border values repeated outward (negative amounts crop), on the last three dims."""
+    left = module.int("pleft")
+    amounts = {name: module.int(name, left)
+               for name in ("pright", "ptop", "pbottom", "pfront", "pback")}
+    rank = len(ctx.shape(x))
+    if rank not in (4, 5):
+        raise ConversionError(f"expects a 4-D or 5-D input, got {rank}-D")
+    before = {rank - 3: amounts["pfront"], rank - 2: amounts["ptop"], rank - 1: left}
+    after = {rank - 3: amounts["pback"], rank - 2: amounts["pbottom"],
+             rank - 1: amounts["pright"]}
+    return crop_and_pad(ctx, x, before, after, mode="edge")
