@@ -31,9 +31,11 @@ def leaky_relu(ctx, module, x):
 def scale_table(ctx, module, x):
     """{x, s} -> x * s, s (N x C x 1 x 1 in the SE blocks) expanded as x."""
     data, scale = as_tensors(x, "ScaleTable", size=2)
-    if ctx.shape(data)[:2] != ctx.shape(scale)[:2]:
-        raise ConversionError(f"ScaleTable: {list(ctx.shape(scale))} does not expand as "
-                              f"{list(ctx.shape(data))}")
+    data_shape, scale_shape = ctx.shape(data), ctx.shape(scale)
+    if (len(data_shape) != len(scale_shape) or data_shape[1] != scale_shape[1]
+            or any(s not in (1, d) for s, d in zip(scale_shape, data_shape, strict=True))):
+        raise ConversionError(f"ScaleTable: {list(scale_shape)} does not expand as "
+                              f"{list(data_shape)}")
     return ctx.op("Mul", [scale, data], hint="scale")
 
 
