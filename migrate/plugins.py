@@ -12,8 +12,8 @@ A Torch7 converter receives the build context `ctx` (`ctx.op`, `ctx.const`,
 `ctx.scalar`, `ctx.shape`, `ctx.convert` for child modules), the module
 (`module.int/float/bool/get/tensor(...)` read its fields) and its input (a graph
 value, or a list for Lua tables), and returns the output the same way, using
-ONNX operators. A target writer that lacks an operator can be taught it with
-`caffe2_converter`.
+ONNX operators. A Caffe layer type is taught with `caffe_layer` the same way. A target
+writer that lacks an operator can be taught it with `caffe2_converter`.
 
 Plugins are loaded from `migrate --plugin FILE` and from installed packages that
 declare an entry point in the group `torch7_migrate.plugins`.
@@ -47,7 +47,21 @@ def caffe2_converter(*op_types: str):
 
     return op_converter(*op_types)
 
-__all__ = ["torch7_converter", "caffe2_converter", "load_plugin_file", "load_installed_plugins"]
+
+def caffe_layer(*layer_types: str):
+    """Decorator: convert these Caffe layer types (e.g. a fork's layer; overrides a
+    built-in converter). The function gets the layer's context `ctx` (`ctx.op`,
+    `ctx.const`, `ctx.scalar`, `ctx.shape`, `ctx.blobs(*shapes)` for its trained blobs,
+    `ctx.text` for its prototxt block, whose fork-only parameters the schema skips), the
+    layer (caffe_pb2.LayerParameter) and its bottoms, and returns its top(s)."""
+    import migrate.readers.caffe.layers  # noqa: F401  (built-ins first, then the plugin)
+    from migrate.readers.caffe.registry import caffe_layer as register
+
+    return register(*layer_types)
+
+
+__all__ = ["torch7_converter", "caffe2_converter", "caffe_layer", "load_plugin_file",
+           "load_installed_plugins"]
 
 
 def load_plugin_file(path: str) -> ModuleType:

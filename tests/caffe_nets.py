@@ -166,6 +166,83 @@ NETS: dict[str, str] = {
     ]),
 }
 
+# nearest-neighbour upsampling by 2 as BVLC Caffe can express it: a per-channel
+# deconvolution with a 2x2 kernel of ones; the real-Caffe reference for the forks' Upsample
+NETS["deconv_upsample"] = _input("1x4x5x6") + layer(
+    "up", "Deconvolution", "data", "up",
+    'convolution_param { num_output: 4 group: 4 kernel_size: 2 stride: 2 bias_term: false '
+    'weight_filler { type: "constant" value: 1 } }')
+
+# a training definition (data layers per phase, loss and accuracy) and the deploy net
+# with the same layers, whose caffemodel serves both
+NETS["deploy"] = _input("1x3x8x8") + "".join([
+    layer("conv1", "Convolution", "data", "conv1",
+          f"convolution_param {{ num_output: 4 kernel_size: 3 {G} }}"),
+    layer("relu1", "ReLU", "conv1", "conv1"),
+    layer("fc", "InnerProduct", "conv1", "fc", f"inner_product_param {{ num_output: 5 {G} }}"),
+])
+TRAIN_VAL = textwrap.dedent("""    name: "train_val"
+    layer { name: "data" type: "Data" top: "data" top: "label" include { phase: TRAIN }
+      transform_param { mirror: true crop_size: 8 mean_value: 104 mean_value: 117
+        mean_value: 123 scale: 0.017 }
+      data_param { source: "train_lmdb" batch_size: 64 backend: LMDB } }
+    layer { name: "data" type: "Data" top: "data" top: "label" include { phase: TEST }
+      transform_param { crop_size: 8 mean_value: 104 mean_value: 117 mean_value: 123
+        scale: 0.017 }
+      data_param { source: "val_lmdb" batch_size: 50 backend: LMDB } }
+    layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+      param { lr_mult: 1 } param { lr_mult: 2 }
+      convolution_param { num_output: 4 kernel_size: 3 } }
+    layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+    layer { name: "drop1" type: "Dropout" bottom: "conv1" top: "conv1"
+      include { phase: TRAIN } }
+    layer { name: "fc" type: "InnerProduct" bottom: "conv1" top: "fc"
+      inner_product_param { num_output: 5 } }
+    layer { name: "accuracy" type: "Accuracy" bottom: "fc" bottom: "label" top: "accuracy"
+      include { phase: TEST } }
+    layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }
+    """)
+
+# the forks' layers (BVLC Caffe cannot parse them; OpenCV's importer runs them)
+FORK_NET = _input("1x4x5x6") + "".join([
+    layer("permute", "Permute", "data", "permute",
+          "permute_param { order: 0 order: 2 order: 3 order: 1 }"),
+    layer("norm", "Normalize", "data", "norm",
+          "norm_param { across_spatial: false channel_shared: false }"),
+    layer("norm_all", "Normalize", "data", "norm_all",
+          "norm_param { across_spatial: true channel_shared: true eps: 0.001 }"),
+    layer("interp", "Interp", "data", "interp", "interp_param { zoom_factor: 2 }"),
+    layer("interp_hw", "Interp", "data", "interp_hw", "interp_param { height: 9 width: 4 }"),
+    layer("relu6", "ReLU6", "data", "relu6"),
+    layer("shuffle", "ShuffleChannel", "data", "shuffle", "shuffle_channel_param { group: 2 }"),
+    layer("dw", "ConvolutionDepthwise", "data", "dw",
+          "convolution_param { num_output: 4 kernel_size: 3 pad: 1 stride: 2 }"),
+])
+FORK_BLOBS = {"norm": [(4,)], "norm_all": [(1,)], "dw": [(4, 1, 3, 3), (4,)]}
+UPSAMPLE_NET = _input("1x4x5x6") + layer("up", "Upsample", "data", "up",
+                                         "upsample_param { scale: 2 }")
+
+
+def write_caffemodel(prototxt: str, path: str, blob_shapes: dict, seed: int = 0) -> None:
+    """A caffemodel holding random blobs of the given shapes, serialized by protobuf (for
+    nets real Caffe cannot build: the forks' layers)."""
+    import numpy as np
+    from google.protobuf import text_format
+
+    from migrate.core.formats import caffe_pb2
+
+    net = caffe_pb2.NetParameter()
+    text_format.Parse(prototxt, net, allow_unknown_field=True)  # a plugin's fields
+    rng = np.random.default_rng(seed)
+    for item in net.layer:
+        for shape in blob_shapes.get(item.name, []):
+            blob = item.blobs.add()
+            blob.shape.dim.extend(shape)
+            blob.data.extend(rng.uniform(-1, 1, shape).astype(np.float32).ravel().tolist())
+    with open(path, "wb") as fh:
+        fh.write(net.SerializeToString())
+
+
 # V1 (`layers`, enum types, blobs_lr, input_dim) and V0 (`layers { layer {...} }`, a
 # padding layer folded into the next convolution): Caffe upgrades both on load
 OLD_FORMATS: dict[str, str] = {

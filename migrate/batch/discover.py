@@ -92,5 +92,8 @@ def discover(root: str, exclude: str | None = None) -> list[Found]:
                 found += [Found([p], fmt) for p, _ in claims]
                 continue
             grouper = spec.group or (lambda c, roles=spec.role_order: group_by_stem(c, roles))
-            found += [Found(paths, fmt) for paths in grouper(claims)]
+            # a reader's grouper may look into the files: it gets paths it can open
+            absolute = [(os.path.join(root, p), c) for p, c in claims]
+            found += [Found([os.path.relpath(p, root) for p in paths], fmt)
+                      for paths in grouper(absolute)]
     return sorted(found, key=lambda f: f.key)

@@ -104,7 +104,8 @@ class LayerContext:
             target = [int(d) for d in shape]
             if not blob.fits(target):
                 raise CorruptFileError(f"blob {k} has shape {blob.declared} in the caffemodel; "
-                                       f"the layer needs {target} (Caffe: 'shape mismatch')")
+                                       f"the layer needs {target} (Caffe: 'shape mismatch'; "
+                                       "are both files of the same model?)")
             arrays.append(blob.as_shape(target))
         return arrays
 

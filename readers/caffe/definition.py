@@ -237,7 +237,7 @@ def _has_unknown_fields(message) -> bool:
     for descriptor, value in message.ListFields():
         if descriptor.message_type is None:
             continue
-        values = value if descriptor.label == descriptor.LABEL_REPEATED else [value]
+        values = value if descriptor.is_repeated else [value]
         if any(_has_unknown_fields(v) for v in values):
             return True
     return False

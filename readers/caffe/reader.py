@@ -114,9 +114,11 @@ def _check_convertible(net: _Net) -> None:
         layer = item.proto
         if layer.type in ("Input",) or _is_data_layer(layer) or _is_training_layer(layer):
             continue
-        if lookup(layer.type) is None:
+        converter = lookup(layer.type)
+        if converter is None:
             missing.append((layer.name, layer.type or "(no type)"))
-        elif item.origin in net.definition.unknown:
+        elif item.origin in net.definition.unknown and converter.__module__.startswith(
+                "migrate.readers.caffe."):  # a plugin reads its own fields from ctx.text
             fields = ", ".join(net.definition.unknown[item.origin])
             unknown.append(f"'{layer.name}' ({layer.type}): {fields}")
     if missing:
