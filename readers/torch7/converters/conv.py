@@ -4,6 +4,7 @@ and SpatialSubSampling."""
 import numpy as np
 
 from migrate.core.errors import ConversionError
+from migrate.readers.torch7.converters.limits import check_computed_constant
 from migrate.readers.torch7.registry import converter
 
 
@@ -67,6 +68,10 @@ def spatial_sub_sampling(ctx, module, x):
     weight = module.tensor("weight")
     if weight is None or weight.size != n:
         raise ConversionError("weight does not hold one value per plane")
+    shape = ctx.shape(x)
+    if len(shape) < 3 or shape[-3] != n or not (1 <= kh <= shape[-2] and 1 <= kw <= shape[-1]):
+        raise ConversionError(f"a {kh}x{kw} window over {n} planes does not fit the input "
+                              f"{list(shape)}")
     kernel = np.broadcast_to(weight.reshape(n, 1, 1, 1), (n, 1, kh, kw))
     inputs = [ctx.const(np.ascontiguousarray(kernel), "weight"), *_bias(ctx, module, n)]
     return ctx.batched(x, 4, lambda x4: ctx.op(
@@ -126,6 +131,7 @@ def mapped_kernels(module, n_in, n_out, what):
     weight = module.tensor("weight")
     if weight is None or weight.size != len(pairs) * kh * kw:
         raise ConversionError(f"{what} weight does not hold one kH x kW kernel per connection")
+    check_computed_constant(n_out * n_in * kh * kw, 4, f"a dense {n_out}x{n_in} kernel table")
     dense = np.zeros((n_out, n_in, kh, kw), np.float32)
     np.add.at(dense, (pairs[:, 1], pairs[:, 0]), weight.reshape(-1, kh, kw))
     return dense, pairs, kh, kw

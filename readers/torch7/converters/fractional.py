@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from migrate.core.errors import ConversionError
+from migrate.readers.torch7.converters.limits import check_computed_constant
 from migrate.readers.torch7.registry import converter
 
 # the taps of one window, each gathering a whole output: a damaged pool size must not
@@ -66,6 +67,8 @@ def _fractional_max_pooling(ctx, module, x, axes):
     if math.prod(pools) > MAX_WINDOW_TAPS:
         raise ConversionError(f"a {'x'.join(map(str, pools))} window has more than "
                               f"{MAX_WINDOW_TAPS} taps")
+    check_computed_constant(math.prod(pools) * batch * planes * math.prod(outs), 8,
+                            "the window index table")
     # index of every tap of every window into the flattened input, laid out as
     # (tap along dim 1, .., tap along dim k, batch, plane, output dim 1, .., output dim k)
     k = n_spatial

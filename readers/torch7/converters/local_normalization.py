@@ -15,6 +15,7 @@ import numpy as np
 
 from migrate.core.errors import ConversionError
 from migrate.readers.torch7.converters.conv import mapped_kernels
+from migrate.readers.torch7.converters.limits import check_computed_constant
 from migrate.readers.torch7.registry import converter, lookup
 
 _ESTIMATOR_PARTS = ("nn.SpatialZeroPadding", "nn.SpatialConvolution",
@@ -59,6 +60,9 @@ def _on_ones(parts, planes, height, width):
             right, top, bottom = (part.int(f, left) for f in ("pad_r", "pad_t", "pad_b"))
             if min(left, right, top, bottom) < 0:
                 raise ConversionError("the estimator crops instead of padding")
+            check_computed_constant(
+                planes * (height + top + bottom) * (width + left + right), 8,
+                "the estimator's padded image of ones")
             image = np.pad(image, ((0, 0), (top, bottom), (left, right)))
         elif part.cls == "nn.SpatialConvolutionMap":
             n = part.int("nInputPlane")

@@ -9,6 +9,7 @@ copies one input value: exact), and one batched MatMul applies the per-pixel mat
 import numpy as np
 
 from migrate.core.errors import ConversionError
+from migrate.readers.torch7.converters.limits import check_computed_constant
 from migrate.readers.torch7.registry import converter
 
 
@@ -30,9 +31,6 @@ def spatial_convolution_local(ctx, module, x):
     if (out_h, out_w) != ((in_h + 2 * ph - kh) // dh + 1, (in_w + 2 * pw - kw) // dw + 1):
         raise ConversionError(f"oH x oW = {out_h} x {out_w} does not follow from the input "
                               f"size {in_h} x {in_w}, kernel, stride and padding")
-    # column k = (plane, row, col) of the window, as THNN's unfold orders it
-    one_hot = np.tile(np.eye(kh * kw, dtype=np.float32), (n_in, 1)).reshape(taps, 1, kh, kw)
-    columns_kernel = ctx.const(one_hot, "unfold")
     matrices = ctx.const(weight.reshape(pixels, n_out, taps), "weight")
 
     def apply(x4):
@@ -40,6 +38,10 @@ def spatial_convolution_local(ctx, module, x):
         if (c, h, w) != (n_in, in_h, in_w):
             raise ConversionError(f"input of {c} x {h} x {w}, the layer was built for "
                                   f"{n_in} x {in_h} x {in_w}")
+        # column k = (plane, row, col) of the window, as THNN's unfold orders it
+        check_computed_constant(taps * kh * kw, 4, "the unfolding kernels")
+        one_hot = np.tile(np.eye(kh * kw, dtype=np.float32), (n_in, 1)).reshape(taps, 1, kh, kw)
+        columns_kernel = ctx.const(one_hot, "unfold")
         cols = ctx.op("Conv", [x4, columns_kernel], hint="unfold", kernel_shape=[kh, kw],
                       strides=[dh, dw], pads=[ph, pw, ph, pw], group=n_in)
         cols = ctx.op("Reshape", [cols, ctx.int64s([n, taps, pixels])], hint="columns")

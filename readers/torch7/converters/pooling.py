@@ -51,52 +51,53 @@ def spatial_lp_pooling(ctx, module, x):
     return x
 
 
-# An adaptive pooling axis whose windows are irregular costs two ops per output.
-MAX_ADAPTIVE_OUTPUTS = 4096
+# outputs of one adaptive pooling axis (a damaged size field must not make huge tables)
+MAX_ADAPTIVE_OUTPUTS = 1 << 16
 
 
 def _adaptive_windows(size, out, exact_start):
-    """THNN's adaptive windows [start, end) along one axis of `size` -> `out` values."""
+    """THNN's adaptive windows [start, end) along one axis of `size` -> `out` values,
+    computed in float32 as THNN does."""
     if not 1 <= out <= MAX_ADAPTIVE_OUTPUTS:
         raise ConversionError(f"output size {out} is outside 1..{MAX_ADAPTIVE_OUTPUTS}")
     f32 = np.float32
-    windows = []
-    for i in range(out):
-        if exact_start:  # SpatialAdaptiveAveragePooling: (float)(i * size) / out
-            start = math.floor(f32(i * size) / f32(out))
-            end = math.ceil(f32((i + 1) * size) / f32(out))
-        else:  # SpatialAdaptiveMaxPooling: (float)i / out * size, in float
-            start = math.floor(f32(i) / f32(out) * f32(size))
-            end = math.ceil(f32(i + 1) / f32(out) * f32(size))
-        windows.append((start, end))
-    return windows
+    i = np.arange(out + 1, dtype=np.int64)
+    if exact_start:  # SpatialAdaptiveAveragePooling: (float)(i * size) / out
+        edges = (i * size).astype(f32) / f32(out)
+    else:  # SpatialAdaptiveMaxPooling: (float)i / out * size
+        edges = i.astype(f32) / f32(out) * f32(size)
+    starts, ends = np.floor(edges[:-1]), np.ceil(edges[1:])
+    return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
 
 
 def _pool_axis(ctx, x, axis, windows, average):
     """Max or mean over each window of one axis (2-D maps: axis 2 or 3)."""
-    sizes = {end - start for start, end in windows}
+    op = "AveragePool" if average else "MaxPool"
+
+    def along(k, step):
+        return dict(kernel_shape=[k, 1] if axis == 2 else [1, k],
+                    strides=[step, 1] if axis == 2 else [1, step])
+
+    sizes = sorted({end - start for start, end in windows})
     starts = [start for start, _ in windows]
     steps = {b - a for a, b in zip(starts, starts[1:], strict=False)}
     if len(sizes) == 1 and len(steps) <= 1 and starts[0] == 0:
         # equal windows at a fixed step: an ordinary pooling along this axis
-        k, step = sizes.pop(), steps.pop() if steps else 1
-        kernel = [k, 1] if axis == 2 else [1, k]
-        strides = [step, 1] if axis == 2 else [1, step]
-        if kernel == [1, 1] and strides == [1, 1]:
+        k, step = sizes[0], steps.pop() if steps else 1
+        if (k, step) == (1, 1):
             return x
-        return ctx.op("AveragePool" if average else "MaxPool", [x], hint="adaptive_pool",
-                      kernel_shape=kernel, strides=strides)
-    parts = []
-    for start, end in windows:
-        window = ctx.op("Slice", [x, ctx.int64s([start], "starts"), ctx.int64s([end], "ends"),
-                                  ctx.int64s([axis], "axes")], hint="window")
-        if average:
-            parts.append(ctx.op("ReduceMean", [window], hint="window_mean", axes=[axis],
-                                keepdims=1))
-        else:
-            parts.append(ctx.op("ReduceMax", [window], hint="window_max", axes=[axis],
-                                keepdims=1))
-    return ctx.op("Concat", parts, hint="adaptive_pool", axis=axis)
+        return ctx.op(op, [x], hint="adaptive_pool", **along(k, step))
+    # windows of a few sizes at irregular starts: pool every start with each size, then
+    # pick each window's result (ops do not grow with the number of windows)
+    pooled, first = [], {}
+    for k in sizes:
+        first[k] = sum(ctx.shape(p)[axis] for p in pooled)
+        pooled.append(x if k == 1 else ctx.op(op, [x], hint="window_pool", **along(k, 1)))
+    every = pooled[0] if len(pooled) == 1 else ctx.op("Concat", pooled, hint="windows",
+                                                      axis=axis)
+    picks = [first[end - start] + start for start, end in windows]
+    return ctx.op("Gather", [every, ctx.int64s(picks, "windows")], hint="adaptive_pool",
+                  axis=axis)
 
 
 def _adaptive_pooling(ctx, module, x, average):
