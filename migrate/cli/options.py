@@ -102,10 +102,18 @@ def add_target_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pytorch-export", action="store_true",
                    help="--to pytorch: also write STEM.pt2, torch.export of the generated\n"
                         "module (an ExportedProgram; batch size dynamic where allowed)")
+    p.add_argument("--keep-layout", action="store_true",
+                   help="--to tf / tflite: keep the source's layout (NCHW) at the inputs and\n"
+                        "outputs (default: 4-D inputs and outputs NHWC); channels last inside")
 
 
 def writer_options(args: argparse.Namespace) -> dict:
-    return {"pytorch_export": True} if getattr(args, "pytorch_export", False) else {}
+    options = {}
+    if getattr(args, "pytorch_export", False):
+        options["pytorch_export"] = True
+    if getattr(args, "keep_layout", False):
+        options["keep_layout"] = True
+    return options
 
 
 def convert_options(args: argparse.Namespace, **extra):
