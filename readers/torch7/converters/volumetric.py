@@ -167,3 +167,48 @@ def volumetric_replication_padding(ctx, module, x):
     after = {rank - 3: amounts["pback"], rank - 2: amounts["pbottom"],
              rank - 1: amounts["pright"]}
     return crop_and_pad(ctx, x, before, after, mode="edge")
+
+
+CUDNN = "soumith/cudnn.torch"
+
+
+def _cudnn_pooling_attributes(ctx, module, x5, average):
+    """cudnn._Pooling3D: padding on every side, output ceil/floor((in + 2 pad - k) / d + 1)
+    (no nn rule dropping a last window that starts in the padding)."""
+    kernel, strides, pads = _thw(module, "k"), _thw(module, "d", 0), _thw(module, "pad", 0)
+    strides = [s if s else k for s, k in zip(strides, kernel, strict=True)]
+    in_sizes = ctx.shape(x5)[2:]
+    ends = []
+    for size, k, s, p in zip(in_sizes, kernel, strides, pads, strict=True):
+        span = size + 2 * p - k
+        if span < 0 or p >= k:
+            raise ConversionError(f"window {kernel} with padding {pads} does not fit the "
+                                  f"input {list(in_sizes)}")
+        out = (-(-span // s) if module.bool("ceil_mode") else span // s) + 1
+        if (out - 1) * s >= size + p:
+            # ceil mode made a window of padding only (nn would drop it)
+            raise ConversionError(f"ceil mode makes a last window of padding only along an "
+                                  f"axis of {size} (window {kernel}, padding {pads})")
+        ends.append(max((out - 1) * s + k - size - p, 0))
+    attrs = dict(kernel_shape=kernel, strides=strides, pads=pads + ends)
+    if average:
+        # CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING divides by the whole window
+        attrs["count_include_pad"] = 1
+    return attrs
+
+
+@converter("cudnn.VolumetricMaxPooling", package=CUDNN)
+def cudnn_volumetric_max_pooling(ctx, module, x):
+    def pool(x5):
+        y = ctx.op("MaxPool", [x5], hint="pool",
+                   **_cudnn_pooling_attributes(ctx, module, x5, average=False))
+        return remember_max_pool(ctx, module, y)
+
+    return ctx.batched(x, 5, pool)
+
+
+@converter("cudnn.VolumetricAveragePooling", package=CUDNN)
+def cudnn_volumetric_average_pooling(ctx, module, x):
+    return ctx.batched(x, 5, lambda x5: ctx.op(
+        "AveragePool", [x5], hint="avgpool",
+        **_cudnn_pooling_attributes(ctx, module, x5, average=True)))
