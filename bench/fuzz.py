@@ -1,6 +1,7 @@
 """Fuzz the readers and converters with mutated real model files, of every source format.
 
     python bench/fuzz.py --minutes 30 [--seed 1] [--shared ../shared] [--formats torch7,onnx]
+    (formats: torch7, onnx, caffe (damaged caffemodels), caffe_prototxt, ...)
 
 Every case is a real fixture file damaged one way: bit flips, truncation at an
 object boundary, a size field set huge or negative, a type tag overwritten (Torch7), a
@@ -252,6 +253,66 @@ def onnx_seeds(shared: str) -> list[Seed]:
     backend = os.path.join(shared, "fixtures", "real", "onnx", "backend")
     paths = sorted(glob.glob(os.path.join(backend, "pytorch-*", "*", "model.onnx")))
     return [Seed("onnx", p, None) for p in paths]
+
+
+@seed_format("caffe2")
+def caffe2_seeds(shared: str) -> list[Seed]:
+    """Caffe2 pairs of Torch7 fixtures written by our Caffe2 writer (real Caffe2 runs them in
+    the tests), each file damaged in turn with the other beside it."""
+    sys.path.insert(0, ROOT)
+    from migrate.core.model import WriteOptions
+    from migrate.readers.torch7.reader import read_torch7
+    from migrate.writers.caffe2.writer import write
+
+    folder = tempfile.mkdtemp(prefix="fuzz-caffe2-seeds-")
+    seeds = []
+    for seed in torch7_seeds(shared)[:12]:
+        try:
+            model = read_torch7(seed.damaged, seed.shapes).model
+            files = write(model, folder, os.path.basename(seed.damaged)[:-3],
+                          WriteOptions(optimize=False)).files
+        except Exception:  # noqa: S112 - a fixture the writer cannot take is no seed
+            continue
+        pair = [files["init_net"], files["predict_net"]]
+        seeds += [Seed("caffe2", pair[0], seed.shapes, [pair[1]]),
+                  Seed("caffe2", pair[1], seed.shapes, [pair[0]])]
+    return seeds
+
+
+def prototxt_structure(data: bytes) -> dict[str, list[tuple[int, int]]]:
+    """A text prototxt has no size fields: its braces, line starts and numbers are where
+    truncation and overwritten bytes hurt most."""
+    import re
+
+    found: dict[str, list[tuple[int, int]]] = {"object": [], "int": [], "long": [], "len": []}
+    found["object"] = [(m.start(), 1) for m in re.finditer(rb"[{}\n]|\d+", data)]
+    return found
+
+
+_CAFFE_PAIRS = [("lenet/lenet.prototxt", "lenet/lenet_iter_10000.caffemodel"),
+                ("cifar10/cifar10_quick.prototxt", "cifar10/cifar10_quick_iter_5000.caffemodel"),
+                ("mtcnn/det1.prototxt", "mtcnn/det1.caffemodel"),
+                ("mtcnn/det2.prototxt", "mtcnn/det2.caffemodel"),
+                ("mtcnn/det3.prototxt", "mtcnn/det3.caffemodel")]
+
+
+def _caffe_pairs(shared: str) -> list[tuple[str, str]]:
+    real = os.path.join(shared, "fixtures", "real", "caffe")
+    return [(os.path.join(real, n), os.path.join(real, w)) for n, w in _CAFFE_PAIRS
+            if os.path.exists(os.path.join(real, w))]
+
+
+@seed_format("caffe")
+def caffe_seeds(shared: str) -> list[Seed]:
+    """The real caffemodels (current and V1 formats) damaged, their prototxt beside."""
+    return [Seed("caffe", weights, None, [net]) for net, weights in _caffe_pairs(shared)]
+
+
+@seed_format("caffe_prototxt", structure_of=prototxt_structure)
+def caffe_prototxt_seeds(shared: str) -> list[Seed]:
+    """The real prototxts damaged (V1 input fields, Input layers), their caffemodel beside."""
+    return [Seed("caffe_prototxt", net, None, [weights]) for net, weights in
+            _caffe_pairs(shared)]
 
 
 def seed_models(shared: str, formats: list[str] | None = None) -> list[Seed]:

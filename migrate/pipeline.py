@@ -337,6 +337,8 @@ def _move_into_place(staged: str, final: str) -> None:
 def _stem(source: SourceModel, options: ConvertOptions) -> str:
     if options.stem:
         return options.stem
+    if source.stem:
+        return source.stem
     if source.paths:
         return os.path.splitext(os.path.basename(source.paths[0]))[0] or "model"
     return "model"
@@ -382,7 +384,7 @@ def _convert(source: Any, src: SourceModel, target: str, options: ConvertOptions
     if options.optimize:
         if checking:
             reference = read_source(source, options).model  # verify against the graph as read
-        fixups += optimize(model)
+        fixups += optimize(model, fold=writer.fold_weights)
     inputs, description = verification_inputs(src, options) if checking else ([], "")
 
     # Write into a private folder beside the destination, verify there, then move

@@ -12,7 +12,7 @@ from bench.fuzz import run_fuzz
 
 FUZZ_SECONDS = float(os.environ.get("MIGRATE_FUZZ_SECONDS", "60"))
 # seconds per format; the Torch7 decoder has the most code to reach
-SHARE = {"torch7": 0.4, "onnx": 0.2}
+SHARE = {"torch7": 0.4, "onnx": 0.2, "caffe2": 0.2}
 
 
 @pytest.mark.parametrize("fmt", sorted(SHARE))

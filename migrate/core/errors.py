@@ -42,14 +42,13 @@ class UnsupportedError(MigrateError):
 class UnsupportedModulesError(UnsupportedError):
     """One or more module classes have no converter; lists every occurrence."""
 
-    def __init__(self, occurrences: list[tuple[str, str]], *, file: str | None = None):
-        # occurrences: (module path, class name)
+    def __init__(self, occurrences: list[tuple[str, str]], *, file: str | None = None,
+                 kind: str = "module class(es)"):
+        # occurrences: (module path, class name); kind: what a class is in the source format
         self.occurrences = occurrences
         classes = sorted({cls for _, cls in occurrences})
         where = ", ".join(f"{path} ({cls})" for path, cls in occurrences)
-        super().__init__(
-            f"unsupported module class(es) {', '.join(classes)} at {where}", file=file
-        )
+        super().__init__(f"unsupported {kind} {', '.join(classes)} at {where}", file=file)
 
 
 class TooLargeError(MigrateError):

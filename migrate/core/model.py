@@ -56,6 +56,8 @@ class SourceModel:
     notes: list[str] = field(default_factory=list)
     # changes made to the model on the way (e.g. preprocessing folded into a layer)
     fixups: list[str] = field(default_factory=list)
+    # the output files' name, when the first file's name is not it (e.g. x_init_net.pb)
+    stem: str = ""
     # how the source's own real runtime runs it ({role: path}); None: no runtime exists
     # (Torch7), the common graph run in onnxruntime is the reference
     runtime_files: dict[str, str] | None = None

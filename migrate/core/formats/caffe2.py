@@ -25,9 +25,21 @@ def load_netdef(path: str) -> NetDef:
         except (text_format.ParseError, UnicodeDecodeError) as exc:
             raise CorruptFileError(f"not a valid text NetDef: {exc}"[:300], file=path) from None
     try:
-        return NetDef.FromString(data)
+        net = NetDef.FromString(data)
     except Exception:  # protobuf's DecodeError
         raise CorruptFileError("not a Caffe2 NetDef (it does not parse)", file=path) from None
+    return check_strings(net, path)
+
+
+def check_strings(net: NetDef, path: str) -> NetDef:
+    """protobuf hands out invalid UTF-8 in a string field as bytes: a damaged file."""
+    fields = [net.name, *net.external_input, *net.external_output]
+    for op in net.op:
+        fields += [op.type, op.engine, op.debug_info, op.name, *op.input, *op.output]
+        fields += [arg.name for arg in op.arg]
+    if any(not isinstance(value, str) for value in fields):
+        raise CorruptFileError("a name in the NetDef is not valid UTF-8 text", file=path)
+    return net
 
 
 def netdef_role(path: str) -> str:

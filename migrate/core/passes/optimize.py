@@ -17,8 +17,9 @@ import onnx_ir as ir
 from migrate.core.graph import SOURCE_CLASS, SOURCE_PATH
 
 
-def optimize(model: ir.Model) -> list[str]:
-    """Optimize in place; returns one note per kind of change made."""
+def optimize(model: ir.Model, fold: bool = True) -> list[str]:
+    """Optimize in place; returns one note per kind of change made. `fold=False` keeps
+    every trainable layer (BatchNorm, scalings, Dropout): only no-ops are removed."""
     graph = model.graph
     counts = {"bn": 0, "scale": 0, "identity": 0, "squeeze": 0}
     changed = True
@@ -27,13 +28,14 @@ def optimize(model: ir.Model) -> list[str]:
         for node in list(graph):
             if node.graph is None:  # removed earlier in this sweep
                 continue
-            if node.op_type == "BatchNormalization" and _fold_batchnorm(graph, node):
+            if fold and node.op_type == "BatchNormalization" and _fold_batchnorm(graph, node):
                 counts["bn"] += 1
                 changed = True
-            elif node.op_type == "Mul" and _fold_scalar(graph, node):
+            elif fold and node.op_type == "Mul" and _fold_scalar(graph, node):
                 counts["scale"] += 1
                 changed = True
-            elif node.op_type in ("Identity", "Dropout") and _bypass(graph, node):
+            elif (node.op_type == "Identity" or fold and node.op_type == "Dropout") and \
+                    _bypass(graph, node):
                 counts["identity"] += 1
                 changed = True
             elif node.op_type == "Squeeze" and _cancel_squeeze(graph, node):
@@ -85,7 +87,7 @@ def _new_constant(graph: ir.Graph, array: np.ndarray, like: ir.Value) -> ir.Valu
 def _linear_producer(value: ir.Value) -> ir.Node | None:
     """The Conv or fully connected Gemm (constant weights) that computes `value`."""
     producer = value.producer()
-    if producer is None:
+    if producer is None or not _bias_fits(producer):
         return None
     if producer.op_type == "Conv" and _const(producer.inputs[1]) is not None:
         return producer
@@ -96,6 +98,14 @@ def _linear_producer(value: ir.Value) -> ir.Node | None:
             and _const(producer.inputs[1]) is not None):
         return producer
     return None
+
+
+def _bias_fits(producer: ir.Node) -> bool:
+    """A bias (when there is one) of one value per output channel."""
+    weight = _const(producer.inputs[1]) if len(producer.inputs) > 1 else None
+    bias = _const(producer.inputs[2]) if len(producer.inputs) > 2 else None
+    return weight is not None and weight.ndim >= 1 and (bias is None or
+                                                        bias.size == weight.shape[0])
 
 
 def _rescale(graph: ir.Graph, producer: ir.Node, scale: np.ndarray, shift: np.ndarray) -> None:
@@ -142,10 +152,11 @@ def _fold_batchnorm(graph: ir.Graph, node: ir.Node) -> bool:
     if any(p is None for p in params):
         return False
     gamma, beta, mean, var = (p.astype(np.float64).reshape(-1) for p in params)
+    channels = _const(producer.inputs[1]).shape[0]
+    if any(p.size != channels for p in (gamma, beta, mean, var)):
+        return False  # not one value per output channel: leave it to the runtime
     eps = node.attributes.get_float("epsilon", 1e-5)
     scale = gamma / np.sqrt(var + eps)
-    if scale.size != _const(producer.inputs[1]).shape[0]:
-        return False
     _rescale(graph, producer, scale, beta - mean * scale)
     _absorb(graph, producer, node)
     return True

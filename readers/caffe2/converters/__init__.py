@@ -1,0 +1,5 @@
+"""One file per family of Caffe2 operators; importing this package registers them all."""
+
+from migrate.core.registry import import_family_modules
+
+import_family_modules(__name__, __path__)
