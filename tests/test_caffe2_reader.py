@@ -122,11 +122,20 @@ def test_cleanup_to_caffe2_is_mobile_ready_and_verified(pairs, tmp_path, caffe2_
     assert all(a.s != b"NHWC" for op in predict.op for a in op.arg if a.name == "order")
 
 
-ROUND_TRIP = [c for c in cases(manifest_names("manifest.txt")) if c.name.endswith("_float")]
+ROUND_TRIP = [c for c in cases(sum((manifest_names(m) for m in (
+    "manifest.txt", "manifest_n.txt", "manifest_p.txt")), [])) if not c.name.endswith("_double")]
+ORIGINAL = set(manifest_names("manifest.txt"))
 
 
-@pytest.mark.parametrize("variant", ["naive", "optimized"])
-@pytest.mark.parametrize("case", ROUND_TRIP, ids=[c.name for c in ROUND_TRIP])
+def _variants():
+    """The original fixtures naive and optimized; the n_/p_/q_ ones optimized (the default)."""
+    for case in ROUND_TRIP:
+        base = case.name.rsplit("_", 1)[0]
+        for variant in (("naive", "optimized") if base in ORIGINAL else ("optimized",)):
+            yield pytest.param(case, variant, id=f"{case.name}-{variant}")
+
+
+@pytest.mark.parametrize(("case", "variant"), list(_variants()))
 def test_every_torch7_export_reads_back(case, variant, tmp_path, shared_dir):
     """Torch7 -> our Caffe2 pair -> the Caffe2 reader -> onnxruntime = real Torch7."""
     model = read_torch7(case.model, [a.shape for a in case.inputs]).model

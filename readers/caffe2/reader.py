@@ -302,7 +302,11 @@ def build_graph(predict: NetDef, weights: dict[str, np.ndarray], shapes: list[li
     ctx = BuildContext(builder)
     blobs: dict[str, ir.Value] = {}
     for blob, shape in zip(inputs, shapes, strict=True):
-        blobs[blob] = builder.add_input(blob, shape)
+        # an input's placeholder fill has the input's type (our writer's int64 inputs)
+        placeholder = weights.get(blob)
+        dtype = ir.DataType.from_numpy(placeholder.dtype) if placeholder is not None \
+            and placeholder.dtype.kind in "iub" else ir.DataType.FLOAT
+        blobs[blob] = builder.add_input(blob, shape, dtype)
     constants: dict[str, ir.Value] = {}
 
     def value_of(blob: str, index: int) -> ir.Value:
@@ -408,7 +412,9 @@ def read(paths: Sequence[str], options: ReadOptions) -> SourceModel:
     for value in model.graph.inputs:
         shape = list(static_shape(value))
         layout = ("NHWC" if orders == {"NHWC"} else "NCHW") if len(shape) == 4 else ""
-        infos.append(InputInfo(value.name, shape, layout=layout))
+        dtype = np.dtype(value.dtype.numpy()).name
+        infos.append(InputInfo(value.name, shape, dtype=dtype, layout=layout,
+                               value_range=(0, 1) if dtype != "float32" else None))
     engines = sorted({op.engine for op in predict.op} - {""})
     if engines:
         notes.append(f"engines {', '.join(engines)} ignored (the converted model runs on the "

@@ -242,18 +242,29 @@ def build_nets(model: ir.Model, name: str | None = None, optimize: bool = False)
         if SOURCE_PATH in meta:
             writer.module_blobs[meta[SOURCE_PATH]] = writer.blob(node.outputs[0])
     output_names = [writer.blob(v) for v in graph.outputs]
-    _export_layout(writer, input_names, output_names)
+    _export_layout(writer, input_names, output_names, [v.dtype for v in graph.inputs])
     return Caffe2Nets(writer.init_net, writer.predict_net, input_names, output_names,
                       writer.module_blobs, writer.notes, writer.param_values)
 
 
-def _export_layout(writer: NetWriter, inputs: list[str], outputs: list[str]) -> None:
+# placeholder fill of an input of each type (its fill also tells a reader the type)
+_PLACEHOLDER_FILLS = {ir.DataType.INT64: "GivenTensorInt64Fill",
+                      ir.DataType.INT32: "GivenTensorIntFill",
+                      ir.DataType.BOOL: "GivenTensorBoolFill"}
+
+
+def _export_layout(writer: NetWriter, inputs: list[str], outputs: list[str],
+                   dtypes: list) -> None:
     """Arrange inputs/outputs as Caffe2's mobile_exporter does."""
-    for name in inputs:
+    for name, dtype in zip(inputs, dtypes, strict=True):
         # Placeholder so the blob exists once the init net ran; the caller overwrites it.
-        op = writer.init_net.op.add(type="GivenTensorFill", output=[name])
+        fill = _PLACEHOLDER_FILLS.get(dtype, "GivenTensorFill")
+        op = writer.init_net.op.add(type=fill, output=[name])
         op.arg.append(make_arg("shape", [1, 1]))
-        writer.param_values[name] = np.zeros(1, np.float32)
+        if fill == "GivenTensorFill":
+            writer.param_values[name] = np.zeros(1, np.float32)
+        else:
+            op.arg.add(name="values").ints.append(0)
     writer.predict_net.external_input.extend(inputs + writer.params)
     writer.predict_net.external_output.extend(outputs)
 

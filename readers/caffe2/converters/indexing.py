@@ -31,17 +31,16 @@ def boolean_mask(ctx, op, inputs):
     """The elements of a 1-D tensor where the mask is true (a constant mask: the output's
     size must be known)."""
     data, mask = inputs[:2]
-    array = ctx.constant_of(mask)
-    if array is None or len(ctx.shape(data)) != 1:
-        raise ConversionError("BooleanMask with a computed mask (the output size is not static)")
+    if len(ctx.shape(data)) != 1:
+        raise ConversionError("BooleanMask of a tensor of more than one dimension")
     return [ctx.op("Compress", [data, mask], hint="masked", axis=0)]
 
 
 @caffe2_op("TopK")
 def top_k(ctx, op, inputs):
     k = ctx.int64s([ctx.args.int("k")], "k")
-    values, indices = ctx.outputs("TopK", [inputs[0], k], 2, hint="topk", axis=-1, largest=1,
-                                  sorted=1)
+    values, indices = ctx.outputs("TopK", [inputs[0], k], 2, hint="topk",
+                                  axis=ctx.args.int("axis", -1), largest=1, sorted=1)
     return [values, indices]
 
 
