@@ -89,6 +89,7 @@ def build_net(model: ir.Model, name: str | None = None) -> CaffeNet:
             raise ConversionError(
                 f"Caffe writer failed on {node.op_type}: {type(exc).__name__}: {exc}"[:500],
                 where=where) from exc
+        _output_first(net, node, first)
         _name_after_source(net, node, first)
     outputs = _outputs(net, graph)
     _silence_unread(net, outputs)
@@ -122,6 +123,17 @@ def _name_after_source(net: NetBuilder, node: ir.Node, first: int) -> None:
     if any(blob in layer.proto.bottom for layer in made):
         return
     net.rename(blob, base)
+
+
+def _output_first(net: NetBuilder, node: ir.Node, first: int) -> None:
+    """The Caffe runtime reports a source layer's output as the first top of the last
+    layer made for it: when that is not the node's output (a crop keeps a Slice's middle
+    piece), the output gets a Split of its own."""
+    if len(net.layers) == first or not node.outputs or not net.bound(node.outputs[0]):
+        return
+    blob = net.blob(node.outputs[0])
+    if net.layers[-1].proto.top[:1] != [blob]:
+        net.bind(node.outputs[0], net.layer("Split", [blob], net.shape(blob), kind="out"))
 
 
 def _outputs(net: NetBuilder, graph: ir.Graph) -> list[str]:

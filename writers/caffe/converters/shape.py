@@ -1,5 +1,6 @@
 """Ops that move data without arithmetic: Reshape/Flatten/Squeeze/Unsqueeze, Concat,
-Slice/Split, Transpose, Pad, Constant."""
+Slice/Split, Transpose, Pad, Expand/Tile, Gather with constant indices,
+DepthToSpace/SpaceToDepth, Constant."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 from migrate.core.errors import ConversionError
 from migrate.writers.caffe.constructs import (
     expand,
+    gather_axis,
     pad_constant,
     pad_gather,
     reshape,
@@ -199,3 +201,17 @@ def space_to_depth(net, node):
     net.note("SpaceToDepth -> Reshape + Slice/Reshape/Concat moves + Reshape")
     blob = transpose(net, blob, (0, 3, 5, 1, 2, 4), kind="shuffle")
     net.bind(node.outputs[0], reshape(net, blob, net.value_shape(node.outputs[0]), kind=None))
+
+
+@op_converter("Gather")
+def gather(net, node):
+    """Gather with constant indices: Slice the axis into runs of consecutive indices,
+    Concat them in the indices' order, Reshape to the indices' shape."""
+    data, indices = node.inputs
+    blob = net.blob(data)
+    shape = net.shape(blob)
+    axis = _axis(node, len(shape))
+    index = net.const(indices).astype(np.int64).reshape(-1)
+    index = np.where(index < 0, index + shape[axis], index)
+    top = gather_axis(net, blob, axis, index.tolist(), kind="gather")
+    net.bind(node.outputs[0], reshape(net, top, net.value_shape(node.outputs[0]), kind=None))
