@@ -166,6 +166,16 @@ NETS: dict[str, str] = {
     ]),
 }
 
+# word indices (stored as floats, 0..9) through an embedding, plus a learned Parameter blob
+NETS["embed"] = _input("2x5") + "".join([
+    layer("embed", "Embed", "data", "embed",
+          f"embed_param {{ num_output: 4 input_dim: 10 {G} }}"),
+    layer("learned", "Parameter", [], "learned", "parameter_param { shape { dim: 2 dim: 5 "
+                                                  "dim: 4 } }"),
+    layer("sum", "Eltwise", ["embed", "learned"], "sum"),
+])
+INTEGER_INPUTS = {"embed": 10}  # nets whose input values are indices below this
+
 # nearest-neighbour upsampling by 2 as BVLC Caffe can express it: a per-channel
 # deconvolution with a 2x2 kernel of ones; the real-Caffe reference for the forks' Upsample
 NETS["deconv_upsample"] = _input("1x4x5x6") + layer(

@@ -204,7 +204,7 @@ def test_opencv_second_opinion_on_the_real_files(real_converted, name):
 def hand_nets(caffe_python, tmp_path_factory):
     """The nets of caffe_nets.py with weights real Caffe made, each read by our reader,
     and real Caffe's outputs of every layer on a seeded input (one Caffe process)."""
-    from caffe_nets import ALL_NETS, make_weights
+    from caffe_nets import ALL_NETS, INTEGER_INPUTS, make_weights
 
     from migrate.pipeline import ConvertOptions, read_source
     from migrate.runtimes.caffe import api
@@ -214,7 +214,9 @@ def hand_nets(caffe_python, tmp_path_factory):
     for name, f in files.items():
         sources[name] = read_source([f["net"], f["weights"]], ConvertOptions())
         rng = np.random.default_rng(0)
-        inputs[name] = [rng.standard_normal(s.shape).astype(np.float32)
+        inputs[name] = [rng.integers(0, INTEGER_INPUTS[name], s.shape).astype(np.float32)
+                        if name in INTEGER_INPUTS else
+                        rng.standard_normal(s.shape).astype(np.float32)
                         for s in sources[name].inputs]
     runs = api.run_many([(files[n], inputs[n]) for n in files], caffe_python, layers=True)
     return {n: (files[n], sources[n], inputs[n], run) for n, run in zip(files, runs,
@@ -222,7 +224,7 @@ def hand_nets(caffe_python, tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", ["pooling", "convolution", "normalization", "elementwise",
-                                  "shape", "v1", "v0", "deploy"])
+                                  "shape", "v1", "v0", "deploy", "embed"])
 def test_hand_written_net_matches_real_caffe_layer_by_layer(hand_nets, name):
     from migrate.runtimes.ort.api import run_model
     from migrate.verify.layerwise import compare_runs
@@ -523,3 +525,37 @@ def test_batch_pairs_definitions_with_their_caffemodels(shared_dir, tmp_path):
     assert found == {("lenet.prototxt", "lenet_iter_10000.caffemodel"),
                      ("det1.prototxt", "det1.caffemodel"),
                      ("det2.prototxt", "rnet_weights_final.caffemodel")}
+
+
+def test_a_mean_file_is_described_with_its_channel_means(hand_nets, tmp_path):
+    from caffe_nets import TRAIN_VAL
+
+    from migrate.core.formats import caffe_pb2
+    from migrate.pipeline import ConvertOptions, read_source
+
+    mean = caffe_pb2.BlobProto(num=1, channels=3, height=2, width=2)
+    mean.data.extend([104.0] * 4 + [117.0] * 4 + [123.0] * 4)
+    (tmp_path / "mean.binaryproto").write_bytes(mean.SerializeToString())
+    # the TEST-phase data layer (the one kept) takes its mean from a file
+    text = TRAIN_VAL.replace("mean_value: 104 mean_value: 117 mean_value: 123",
+                             'mean_file: "mean.binaryproto"')
+    assert text.count("mean_file") == 1
+    train_val = tmp_path / "train_val.prototxt"
+    train_val.write_text(text)
+    source = read_source([str(train_val), hand_nets["deploy"][0]["weights"]],
+                         ConvertOptions(input_shapes=[[1, 3, 8, 8]]))
+    assert "mean image mean.binaryproto subtracted (channel means 104.0, 117.0, 123.0)" in \
+        source.inputs[0].expects
+
+
+def test_fuzzed_caffe_files_fail_cleanly(shared_dir):
+    """bench/fuzz.py on the real caffemodels and prototxts (damaged one way each): only
+    our own errors escape, no case hangs, memory stays bounded."""
+    from bench.fuzz import run_fuzz
+
+    for fmt in ("caffe", "caffe_prototxt"):
+        stats = run_fuzz(8, seed=20261125, shared=shared_dir, formats=[fmt])
+        assert stats.cases >= 150, f"only {stats.cases} cases ran"
+        assert not stats.failures, "\n".join(stats.failures[:20])
+        assert stats.outcomes.get("converted", 0) > 0
+        assert sum(v for k, v in stats.outcomes.items() if k.startswith("error:")) > 0

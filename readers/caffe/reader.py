@@ -391,9 +391,8 @@ def _mean_file_words(name: str, base_dir: str) -> str:
             mean = read_mean_file(path)
         except MigrateError:
             return f"mean image {name} subtracted (unreadable)"
-        if mean.ndim >= 3:
-            per_channel = mean.reshape(mean.shape[-3], -1).mean(axis=1) if mean.ndim == 3 else \
-                mean.reshape(mean.shape[-3], -1).mean(axis=1)
+        if mean.ndim >= 3 and mean.size:
+            per_channel = mean.reshape(mean.shape[-3], -1).mean(axis=1)
             values = ", ".join(f"{v:.1f}" for v in per_channel)
             return f"mean image {os.path.basename(name)} subtracted (channel means {values})"
     return f"mean image {name} subtracted"
