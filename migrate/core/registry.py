@@ -123,6 +123,9 @@ class WriterSpec:
     aliases: tuple[str, ...] = ()
     outputs: str = ""  # what gets written, for --help and `migrate formats`
     extra: str | None = None  # pip extra the writer needs, e.g. "torch"
+    # whether inference optimizations may fold layers into weights (BatchNorm into the
+    # convolution, Dropout removed); False for targets people fine-tune (PyTorch)
+    fold_weights: bool = True
 
     def load(self) -> ModuleType:
         return _import(self.module)
