@@ -135,6 +135,18 @@ CONSTRUCTIONS = {
     "convtranspose3d_dilated_crop": ([1, 2, 3, 4, 3], _conv_transpose(
         2, 3, [3, 2, 3], strides=[2, 1, 3], pads=[5, 1, 0, 4, 0, 2], dilations=[3, 1, 2],
         output_padding=[1, 0, 2])),
+    "convtranspose3d_frames": ([2, 3, 4, 3, 5], _conv_transpose(
+        3, 2, [3, 2, 3], strides=[2, 2, 1], pads=[2, 1, 0, 1, 1, 2], dilations=[2, 1, 1],
+        output_padding=[1, 1, 0])),
+    "convtranspose2d_adj_w_only": ([1, 2, 4, 5], _conv_transpose(
+        2, 3, [3, 3], strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[0, 1])),
+    "conv2d_dilation_w_only": ([1, 2, 7, 9], _conv(2, 3, [3, 3], dilations=[1, 2])),
+    "avgpool3d_pad_exclude": ([2, 2, 5, 6, 7], _op(
+        "AveragePool", kernel_shape=[3, 2, 3], strides=[2, 1, 2], pads=[1, 0, 1, 1, 1, 0],
+        count_include_pad=0)),
+    "avgpool3d_pad_include": ([2, 2, 5, 6, 7], _op(
+        "AveragePool", kernel_shape=[3, 2, 3], strides=[2, 1, 2], pads=[1, 1, 1, 1, 0, 1],
+        count_include_pad=1)),
     "convtranspose1d_stride3": ([2, 3, 5], _conv_transpose(3, 2, [4], strides=[3], pads=[1, 2])),
     "conv1d_dilated_group": ([2, 4, 11], _conv(4, 6, [3], group=2, dilations=[2], pads=[2, 1])),
     "resize5d_nearest": ([1, 2, 3, 2, 3], _resize_nearest([1, 1, 2, 1, 3])),

@@ -51,7 +51,9 @@ def conv(w, node):
             w.note("stride-1 convolutions on maps of 16x16 or more on the NNPACK engine "
                    "(FFT: exact to ~1e-6)")
     w.emit("Conv", inputs, [name], engine=engine, algo=algo, **args,
-           dilation_h=dh if dh != 1 else None, dilation_w=dw if dw != 1 else None,
+           # Caffe2 reads dilation_h / adj_h only together with their _w partner
+           dilation_h=dh if (dh, dw) != (1, 1) else None,
+           dilation_w=dw if (dh, dw) != (1, 1) else None,
            group=group if group != 1 else None)
     w.bind(node.outputs[0], name)
 
@@ -73,5 +75,5 @@ def conv_transpose(w, node):
         inputs.append(w.param_value(bias, f"{name}_b"))
     adj_h, adj_w = node.attributes.get_ints("output_padding", [0, 0])
     w.emit("ConvTranspose", inputs, [name], **window_args(node, kernel.shape[2:]),
-           adj_h=adj_h or None, adj_w=adj_w or None)
+           adj_h=adj_h if adj_h or adj_w else None, adj_w=adj_w if adj_h or adj_w else None)
     w.bind(node.outputs[0], name)
