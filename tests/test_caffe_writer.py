@@ -130,6 +130,12 @@ def caffe_runs(shared_dir, caffe_python, tmp_path_factory):
             # Caffe lists outputs by blob name, and so does the stored reference
             add(f"caffe/{name}/{'optimized' if optimized else 'naive'}", caffe_source, [x],
                 [refs[k] for k in sorted(refs)])
+    from migrate.runtimes.ort.api import run_model
+
+    for name in SYNTHETIC:
+        model, inputs = synthetic_case(name)
+        expected = run_model(model, inputs).outputs
+        add(f"synthetic/{name}", lambda m=model: m, inputs, expected)
     for (key, expected), run in zip(keys, api.run_many(jobs, caffe_python), strict=True):
         results[key] = (run, expected)
     return results
@@ -186,6 +192,227 @@ def test_onnx_backend_model_reproduces_its_outputs_in_real_caffe(caffe_runs, nam
 @pytest.mark.parametrize("name", list(REAL_MODELS))
 def test_caffe_round_trip_reproduces_real_caffe(caffe_runs, name, variant):
     _check(caffe_runs, f"caffe/{name}/{variant}", atol=1e-4, rtol=0)
+
+
+# -- single ONNX ops, against onnxruntime --------------------------------------------------
+# Small graphs that reach each construction (crops, divisor corrections, explicit padding,
+# deconvolution stencils, gathers, axis moves, masks...). Their reference is the same graph
+# run in onnxruntime; their candidate is the written Caffe files run in real Caffe.
+
+def _f(*shape, seed=0, positive=False):
+    rng = np.random.default_rng(seed)
+    if positive:
+        return rng.uniform(0.5, 2.0, shape).astype(np.float32)
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def _resize(mode, coordinates, scales=None, sizes=None, nearest="round_prefer_floor"):
+    def build(g, x):
+        scales_value = g.constant(np.asarray(scales, np.float32), "scales") if scales else None
+        sizes_value = g.int64s(sizes, "sizes") if sizes else None
+        return g.op("Resize", [x, None, scales_value, sizes_value], {
+            "mode": mode, "coordinate_transformation_mode": coordinates, "nearest_mode": nearest})
+    return build
+
+
+def _pool(op, kernel, strides, pads, ceil=0, **extra):
+    def build(g, x):
+        return g.op(op, [x], {"kernel_shape": kernel, "strides": strides, "pads": pads,
+                              "ceil_mode": ceil, **extra})
+    return build
+
+
+def _op(op, *constants, **attrs):
+    """op(x, *constants) with attributes."""
+    def build(g, x):
+        values = [g.constant(np.asarray(c, np.float32)) for c in constants]
+        return g.op(op, [x, *values], attrs)
+    return build
+
+
+def _pads(mode, pads, value=None):
+    def build(g, x):
+        inputs = [x, g.int64s(pads, "pads")]
+        if value is not None:
+            inputs.append(g.constant(np.asarray(value, np.float32), "value"))
+        return g.op("Pad", inputs, {"mode": mode})
+    return build
+
+
+def _where(g, x, y):
+    return g.op("Where", [g.op("Less", [x, g.constant(np.float32(0.2))]), x, y])
+
+
+def _masks(g, x, y):
+    either = g.op("Or", [g.op("Greater", [x, y]), g.op("Not", [g.op("Less", [y, x])])])
+    both = g.op("And", [either, g.op("GreaterOrEqual", [x, g.constant(np.float32(-0.3))])])
+    return g.op("Where", [both, g.constant(np.float32(1.5)), y])
+
+
+def _reductions(g, x, y):
+    low = g.op("Min", [x, y])
+    return [g.op("ReduceMax", [low], {"axes": [1], "keepdims": 0}),
+            g.op("ReduceMean", [low], {"axes": [2, 3], "keepdims": 1}),
+            g.op("ReduceSum", [x, g.int64s([1])], {"keepdims": 1}),
+            g.op("ReduceMin", [y], {"axes": [3], "keepdims": 0}),
+            g.op("ReduceSumSquare", [y], {"axes": [1, 2, 3], "keepdims": 0}),
+            g.op("ReduceL2", [x], {"axes": [0, 1, 2, 3], "keepdims": 1})]
+
+
+def _activations(g, x):
+    return [g.op("Clip", [x, g.constant(np.float32(-0.5)), g.constant(np.float32(0.7))]),
+            g.op("HardSigmoid", [x], {"alpha": 0.3, "beta": 0.4}),
+            g.op("Softsign", [x]), g.op("Shrink", [x], {"lambd": 0.3, "bias": 0.1}),
+            g.op("Selu", [x]), g.op("Elu", [x], {"alpha": 0.5}),
+            g.op("LeakyRelu", [x], {"alpha": 0.2}), g.op("Softplus", [x])]
+
+
+def _arithmetic(g, x, y):
+    channel = g.constant(np.asarray([0.5, -2.0, 4.0], np.float32).reshape(3, 1, 1))
+    return [g.op("Sub", [g.constant(np.float32(2.0)), x]), g.op("Div", [x, channel]),
+            g.op("Div", [g.constant(np.float32(3.0)), y]), g.op("Pow", [y, g.constant(
+                np.float32(1.5))]), g.op("Sub", [channel, x]), g.op("Div", [channel, y]),
+            g.op("Sqrt", [y]), g.op("Reciprocal", [y]), g.op("Log", [y]), g.op("Neg", [x]),
+            g.op("Mean", [x, y])]
+
+
+def _broadcasts(g, x, rows, cols):
+    return [g.op("Add", [x, rows]), g.op("Mul", [x, cols]), g.op("Sub", [rows, x]),
+            g.op("Div", [x, g.op("Abs", [cols])]), g.op("Max", [x, g.constant(np.float32(0.1))])]
+
+
+def _conv(kernel, group=1, bias=True, **attrs):
+    def build(g, x):
+        weight = g.constant(_f(*kernel, seed=1))
+        inputs = [x, weight] + ([g.constant(_f(kernel[0], seed=2))] if bias else [])
+        return g.op("Conv", inputs, {"kernel_shape": kernel[2:], "group": group, **attrs})
+    return build
+
+
+def _deconv(weight_shape, group=1, **attrs):
+    def build(g, x):
+        weight = g.constant(_f(*weight_shape, seed=3))
+        bias = g.constant(_f(weight_shape[1] * group, seed=4))
+        return g.op("ConvTranspose", [x, weight, bias], {"kernel_shape": weight_shape[2:],
+                                                          "group": group, **attrs})
+    return build
+
+
+def _linear(g, x, y):
+    w = g.constant(_f(4, 5, seed=5))
+    gemm = g.op("Gemm", [y, w, g.constant(_f(5, seed=6))], {"alpha": 0.5, "beta": 2.0})
+    return [g.op("MatMul", [x, w]), gemm]
+
+
+def _norms(g, x, y):
+    instance = g.op("InstanceNormalization", [x, g.constant(_f(3, seed=7)),
+                                             g.constant(_f(3, seed=8))], {"epsilon": 1e-3})
+    stats = [g.constant(_f(5, seed=k)) for k in (9, 10, 11)]
+    variance = g.constant(_f(5, seed=12, positive=True))
+    batch = g.op("BatchNormalization", [y, *stats, variance], {"epsilon": 1e-4})
+    lrn = g.op("LRN", [x], {"size": 3, "alpha": 0.01, "beta": 0.6, "bias": 1.5})
+    return [instance, batch, lrn]
+
+
+def _shapes(g, x):
+    first, second, third = (g.op("Split", [x, g.int64s([1, 2, 3])], {"axis": 1},
+                                 num_outputs=3).producer().outputs)
+    part = g.op("Slice", [x, g.int64s([-4, 1]), g.int64s([100, -1]), g.int64s([1, 3])])
+    flat = g.op("Flatten", [x], {"axis": 2})
+    return [third, first, part, flat, second,
+            g.op("Softmax", [x], {"axis": 2}), g.op("LogSoftmax", [x], {"axis": 1}),
+            g.op("Gather", [x, g.int64s([4, 0, 0, 3])], {"axis": 1}),
+            g.op("Transpose", [x], {"perm": [0, 2, 3, 1]}),
+            g.op("Transpose", [x], {"perm": [3, 1, 0, 2]}),
+            g.op("Tile", [x, g.int64s([1, 1, 2, 1])])]
+
+
+def _prelu5d(g, x):
+    return g.op("PRelu", [x, g.constant(np.asarray([0.1, -0.4], np.float32).reshape(2, 1, 1, 1))])
+
+
+SYNTHETIC = {
+    # Resize: deconvolution stencils (with edge rows repeated for half_pixel), dense otherwise
+    "resize_nearest_x2": (_resize("nearest", "asymmetric", scales=[1, 1, 2, 2],
+                                  nearest="floor"), [(1, 2, 4, 5)]),
+    "resize_bilinear_align_corners": (_resize("linear", "align_corners",
+                                              sizes=[1, 2, 9, 13]), [(1, 2, 5, 7)]),
+    "resize_bilinear_half_pixel_x2": (_resize("linear", "half_pixel", scales=[1, 1, 2, 2]),
+                                      [(1, 2, 6, 5)]),
+    "resize_nearest_half_pixel_x3": (_resize("nearest", "half_pixel", scales=[1, 1, 3, 3]),
+                                     [(1, 2, 3, 4)]),
+    "resize_bilinear_dense": (_resize("linear", "half_pixel", sizes=[1, 2, 10, 7]),
+                              [(1, 2, 6, 5)]),
+    # pooling: Caffe's ceil rounding and divisor reconciled
+    "maxpool_floor_asymmetric": (_pool("MaxPool", [3, 3], [2, 2], [0, 0, 1, 1]),
+                                 [(1, 2, 10, 11)]),
+    "avgpool_ceil_include_pad": (_pool("AveragePool", [3, 3], [2, 2], [1, 1, 1, 1], ceil=1,
+                                       count_include_pad=1), [(1, 2, 10, 12)]),
+    "avgpool_asymmetric_exclude_pad": (_pool("AveragePool", [3, 3], [2, 2], [0, 1, 1, 0]),
+                                       [(1, 2, 9, 10)]),
+    "maxpool_explicit_padding": (_pool("MaxPool", [3, 3], [3, 3], [0, 0, 1, 1]),
+                                 [(1, 2, 8, 2)]),
+    "avgpool_explicit_padding": (_pool("AveragePool", [3, 3], [3, 3], [0, 0, 1, 1],
+                                       count_include_pad=1), [(1, 2, 8, 2)]),
+    "maxpool_dilated_strided": (_pool("MaxPool", [2, 3], [2, 1], [1, 1, 0, 1],
+                                      dilations=[2, 2]), [(1, 2, 9, 10)]),
+    "global_pools": (lambda g, x: [g.op("GlobalAveragePool", [x]), g.op("GlobalMaxPool", [x])],
+                     [(2, 3, 5, 4)]),
+    # convolutions
+    "conv_same_upper_stride2": (_conv((4, 2, 3, 3), auto_pad="SAME_UPPER", strides=[2, 2]),
+                                [(1, 2, 8, 9)]),
+    "conv_grouped_dilated": (_conv((6, 2, 3, 3), group=2, dilations=[2, 2], pads=[2, 2, 2, 2],
+                                   bias=False), [(1, 4, 9, 9)]),
+    "deconv_output_padding_grows": (_deconv((2, 3, 3, 3), strides=[2, 2],
+                                            output_padding=[1, 1]), [(1, 2, 4, 5)]),
+    "deconv_asymmetric_grouped": (_deconv((4, 1, 4, 4), group=2, strides=[2, 2],
+                                          pads=[1, 2, 2, 1]), [(1, 4, 3, 4)]),
+    "linear": (_linear, [(2, 3, 4), (3, 4)]),
+    "normalizations": (_norms, [(1, 3, 5, 6), (4, 5)]),
+    # data movement
+    "pad_reflect": (_pads("reflect", [0, 0, 1, 2, 0, 0, 2, 1]), [(1, 2, 5, 6)]),
+    "pad_edge": (_pads("edge", [0, 0, 2, 0, 0, 0, 1, 3]), [(1, 2, 5, 6)]),
+    "pad_constant_crop": (_pads("constant", [0, 1, -1, 2, 0, 0, 1, -2], 1.5), [(1, 2, 5, 6)]),
+    "shapes": (_shapes, [(1, 6, 4, 5)]),
+    "depth_to_space": (lambda g, x: [g.op("DepthToSpace", [x], {"blocksize": 2}),
+                                     g.op("DepthToSpace", [x], {"blocksize": 2, "mode": "CRD"})],
+                       [(1, 8, 3, 4)]),
+    # element-wise
+    "where_less": (_where, [(1, 3, 4, 4), (1, 3, 4, 4)]),
+    "masks": (_masks, [(1, 3, 4, 4), (1, 3, 4, 4)]),
+    "reductions": (_reductions, [(1, 3, 4, 5), (1, 3, 4, 5)]),
+    "activations": (_activations, [(1, 3, 4, 5)]),
+    "arithmetic": (_arithmetic, [(1, 3, 4, 5), (1, 3, 4, 5)]),
+    "broadcasts": (_broadcasts, [(1, 3, 4, 5), (1, 1, 4, 1), (1, 3, 1, 5)]),
+    "prelu_5d": (_prelu5d, [(1, 2, 3, 2, 2)]),
+}
+POSITIVE_SECOND = {"arithmetic"}  # its second input feeds Log, Sqrt, Pow
+
+
+def synthetic_case(name: str):
+    """(common graph, inputs) of a SYNTHETIC case; every node is its own source layer."""
+    from migrate.core.graph import GraphBuilder
+
+    build, shapes = SYNTHETIC[name]
+    g = GraphBuilder(name)
+    values = [g.add_input(f"x{k}", s) for k, s in enumerate(shapes)]
+    original_op = g.op
+
+    def op(*args, **kwargs):  # each node its own layer: op<k> (OpType)
+        g.set_origin(f"{name}.op{len(g.graph)}", args[0])
+        return original_op(*args, **kwargs)
+
+    g.op = op
+    outputs = build(g, *values)
+    g.set_outputs(outputs if isinstance(outputs, list) else [outputs])
+    inputs = [_f(*s, seed=10 + k, positive=name in POSITIVE_SECOND and k == 1)
+              for k, s in enumerate(shapes)]
+    return g.model(), inputs
+
+
+@pytest.mark.parametrize("name", list(SYNTHETIC))
+def test_single_op_constructions_match_onnxruntime_in_real_caffe(caffe_runs, name):
+    _check(caffe_runs, f"synthetic/{name}", atol=1e-5, rtol=1e-4)
 
 
 # -- what the files hold ------------------------------------------------------------------
