@@ -8,10 +8,15 @@ from migrate.writers.caffe2.registry import op_converter
 
 @op_converter("Expand")
 def expand(w, node):
-    # Caffe2's Expand broadcasts like ONNX's; the (static) output shape is the target
-    x = node.inputs[0]
+    # Caffe2's Expand broadcasts like ONNX's: the output shape when it is known, else
+    # the shape the graph computes (an int64 tensor, as Caffe2's Expand takes it)
+    x, target = node.inputs
     name = w.prefix("expand")
-    shape = w.param(np.asarray(w.shape(node.outputs[0]), np.int64), f"{name}_shape")
+    out_shape = node.outputs[0].shape
+    if out_shape is not None and all(isinstance(d, int) for d in out_shape):
+        shape = w.param(np.asarray(list(out_shape), np.int64), f"{name}_shape")
+    else:
+        shape = w.blob(target)
     w.emit("Expand", [w.blob(x), shape], [name])
     w.bind(node.outputs[0], name)
 
