@@ -93,7 +93,7 @@ def measure(path: str, workdir: str, cold: bool, rounds: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(),
-                                                     "torch7-migrate-bench"))
+                                                     "torch7-migrate-bench-caffe"))
     p.add_argument("--rounds", type=int, default=5)
     args = p.parse_args()
     os.makedirs(args.workdir, exist_ok=True)

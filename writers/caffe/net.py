@@ -252,9 +252,10 @@ class NetBuilder:
             return f"{meta[SOURCE_PATH]} ({meta.get(SOURCE_CLASS, '')})"
         return f"{self.node.name or 'node'} ({self.node.op_type})"
 
-    def rename(self, old: str, new: str) -> None:
-        """Give a blob (and the layer named like it) another name, everywhere."""
-        for layer in self.layers:
+    def rename(self, old: str, new: str, since: int = 0) -> None:
+        """Give a blob (and the layer named like it) another name, in the layers from
+        index `since` on (the blob's producer and every reader are among them)."""
+        for layer in self.layers[since:]:
             proto = layer.proto
             if proto.name == old:
                 proto.name = new

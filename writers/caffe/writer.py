@@ -122,7 +122,7 @@ def _name_after_source(net: NetBuilder, node: ir.Node, first: int) -> None:
         return
     if any(blob in layer.proto.bottom for layer in made):
         return
-    net.rename(blob, base)
+    net.rename(blob, base, since=first)
 
 
 def _output_first(net: NetBuilder, node: ir.Node, first: int) -> None:
