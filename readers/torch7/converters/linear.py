@@ -171,33 +171,71 @@ def sparse_linear(ctx, module, x):
 
 @converter("nn.IndexLinear")
 def index_linear(ctx, module, x):
-    """A sparse Linear over {keys, values, sizes}: the batch's (key, value) pairs one
-    after the other, sizes[b] of them for sample b; y_b = bias + sum W[key + offset] * value.
-    Keys and sizes are LongTensors in nn: integer inputs here."""
-    from migrate.readers.torch7.converters.indexing import indices_of
+    """A sparse Linear over (key, value) pairs: y = bias + sum W[key + offset] * value.
 
+    Inputs as nn takes them: {keys, values, sizes} (flat: the batch's pairs one after
+    the other, sizes[b] of them for sample b), {{keys_1, ...}, {values_1, ...}} (a table
+    per sample) or {keys, values} (one sample). Keys and sizes are LongTensors in nn:
+    integer inputs here."""
     weight, bias = module.tensor("weight"), module.tensor("bias")
     if weight is None or bias is None or weight.ndim != 2:
         raise ConversionError("IndexLinear has no 2-D weight and bias")
     if module.int("normalize", 0) or weight.shape[1] != bias.size:
         raise ConversionError("IndexLinear with normalize=true (its per-key scales change "
                               "while it runs) is not supported")
-    if isinstance(x, ir.Value) or len(x) != 3 or not all(isinstance(v, ir.Value) for v in x):
-        raise ConversionError("IndexLinear is supported for the flat {keys, values, sizes} "
-                              "input")
-    keys, values, sizes = x
-    count = ctx.shape(keys)
-    if len(count) != 1 or ctx.shape(values) != count or len(ctx.shape(sizes)) != 1:
-        raise ConversionError("IndexLinear takes 1-D keys and values of one length and 1-D "
-                              "sizes")
-    (k,), (batch,) = count, ctx.shape(sizes)
+    bias_value = ctx.const(bias.reshape(-1), "bias")
+    if isinstance(x, ir.Value) or len(x) not in (2, 3):
+        raise ConversionError("IndexLinear takes {keys, values[, sizes]}")
+    if len(x) == 3:
+        keys, values, sizes = (_index_linear_vector(ctx, v) for v in x)
+        return ctx.op("Add", [_index_linear_flat(ctx, module, weight, keys, values, sizes),
+                              bias_value], hint="index_linear")
+    keys, values = x
+    if isinstance(keys, ir.Value) and isinstance(values, ir.Value):  # one sample
+        total = _index_linear_sample(ctx, module, weight, keys, values)
+        return ctx.op("Add", [total, bias_value], hint="index_linear")
+    if isinstance(keys, ir.Value) or isinstance(values, ir.Value) or len(keys) != len(values) \
+            or not keys:
+        raise ConversionError("IndexLinear takes a table of keys and a table of values, one "
+                              "tensor per sample")
+    rows = [ctx.op("Unsqueeze", [_index_linear_sample(ctx, module, weight, k, v),
+                                 ctx.int64s([0], "axes")], hint="row")
+            for k, v in zip(keys, values, strict=True)]
+    batch = rows[0] if len(rows) == 1 else ctx.op("Concat", rows, hint="batch", axis=0)
+    return ctx.op("Add", [batch, bias_value], hint="index_linear")
+
+
+def _index_linear_vector(ctx, v):
+    if not isinstance(v, ir.Value) or len(ctx.shape(v)) != 1:
+        raise ConversionError("IndexLinear takes 1-D keys, values and sizes")
+    return v
+
+
+def _index_linear_rows(ctx, module, weight, keys, values):
+    """(k, outputSize): W[key + offset] * value for each pair."""
+    from migrate.readers.torch7.converters.indexing import indices_of
+
+    if ctx.shape(keys) != ctx.shape(values) or len(ctx.shape(keys)) != 1:
+        raise ConversionError("IndexLinear's keys and values must be 1-D, of one length")
     offset = module.int("offset", -1)  # keysOffset - 1: nn's keys are 1-based by default
-    n_in = weight.shape[0]
-    keys = indices_of(ctx, keys, -offset, n_in - 1 - offset)
+    keys = indices_of(ctx, keys, -offset, weight.shape[0] - 1 - offset)
     rows = ctx.op("Add", [keys, ctx.const(np.asarray(offset, np.int64), "offset")], hint="key")
     picked = ctx.op("Gather", [ctx.const(weight, "weight"), rows], hint="rows", axis=0)
     column = ctx.op("Unsqueeze", [values, ctx.int64s([1], "axes")], hint="values")
-    contributions = ctx.op("Mul", [picked, column], hint="scaled")  # (k, outputSize)
+    return ctx.op("Mul", [picked, column], hint="scaled")
+
+
+def _index_linear_sample(ctx, module, weight, keys, values):
+    contributions = _index_linear_rows(ctx, module, weight, keys, values)
+    return ctx.op("ReduceSum", [contributions, ctx.int64s([0], "axes")], hint="sum",
+                  keepdims=0)
+
+
+def _index_linear_flat(ctx, module, weight, keys, values, sizes):
+    from migrate.readers.torch7.converters.indexing import indices_of
+
+    contributions = _index_linear_rows(ctx, module, weight, keys, values)  # (k, outputSize)
+    (k,), (batch,) = ctx.shape(keys), ctx.shape(sizes)
     # sample b owns positions [ends[b] - sizes[b], ends[b]), ends = cumulative sizes
     sizes = indices_of(ctx, sizes, 0, max(k // max(batch, 1), 0))
     sizes = ctx.op("Cast", [sizes], hint="sizes", to=ir.DataType.FLOAT)
@@ -213,5 +251,4 @@ def index_linear(ctx, module, x):
     before_start = ctx.op("Cast", [ctx.op("Less", [positions, starts], hint="lt")],
                           hint="mask", to=ir.DataType.FLOAT)
     owner = ctx.op("Sub", [before_end, before_start], hint="owner")  # (batch, k) of 0/1
-    y = ctx.op("MatMul", [owner, contributions], hint="index_linear")
-    return ctx.op("Add", [y, ctx.const(bias.reshape(-1), "bias")], hint="index_linear")
+    return ctx.op("MatMul", [owner, contributions], hint="index_linear")
