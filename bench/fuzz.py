@@ -1,7 +1,7 @@
 """Fuzz the readers and converters with mutated real model files, of every source format.
 
     python bench/fuzz.py --minutes 30 [--seed 1] [--shared ../shared] [--formats torch7,onnx]
-    (formats: torch7, onnx, caffe (damaged caffemodels), caffe_prototxt, ...)
+    (formats: torch7, onnx, caffe (damaged caffemodels), caffe_prototxt, pytorch, ...)
 
 Every case is a real fixture file damaged one way: bit flips, truncation at an
 object boundary, a size field set huge or negative, a type tag overwritten (Torch7), a
@@ -147,6 +147,7 @@ class Case:
     shapes: list[list[int]] | None
     name: str = "case.t7"  # the damaged file's name in the case folder
     companions: list[str] = field(default_factory=list)  # undamaged files of the model
+    options: dict = field(default_factory=dict)  # ConvertOptions the model needs
 
 
 @dataclass
@@ -155,6 +156,7 @@ class Seed:
     damaged: str  # the file the mutations damage
     shapes: list[list[int]] | None
     companions: list[str] = field(default_factory=list)  # the model's other files
+    options: dict = field(default_factory=dict)  # e.g. a checkpoint's model_class
 
 
 def _encode_varint(value: int) -> bytes:
@@ -197,7 +199,8 @@ def mutate(seed: Seed, data: bytes, info, rng: random.Random) -> Case:
         value = rng.choice([2 ** 31, 2 ** 40, 2 ** 62, 10 ** 12, 0])
         buf[tag_end:offset + width] = _encode_varint(value)
     name = os.path.basename(seed.damaged)
-    return Case(kind, seed.damaged, bytes(buf), seed.shapes, name, list(seed.companions))
+    return Case(kind, seed.damaged, bytes(buf), seed.shapes, name, list(seed.companions),
+                dict(seed.options))
 
 
 def _length_bytes(buf: bytearray, offset: int, width: int) -> bytes:
@@ -315,6 +318,65 @@ def caffe_prototxt_seeds(shared: str) -> list[Seed]:
             _caffe_pairs(shared)]
 
 
+def zip_structure(data: bytes) -> dict[str, list[tuple[int, int]]]:
+    """A zip archive's records ("object": local headers, central directory entries, the
+    end record) and their 4-byte size, CRC and offset fields ("int")."""
+    found: dict[str, list[tuple[int, int]]] = {"object": [], "int": [], "long": []}
+    for signature, fields in ((b"PK\x03\x04", (14, 18, 22)), (b"PK\x01\x02", (16, 20, 24, 42)),
+                              (b"PK\x05\x06", (12, 16))):
+        pos = data.find(signature)
+        while pos >= 0:
+            found["object"].append((pos, 4))
+            found["int"] += [(pos + k, 4) for k in fields if pos + k + 4 <= len(data)]
+            pos = data.find(signature, pos + 4)
+    return found
+
+
+_PYTORCH_CODE = '''
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.pool = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.bn(self.conv(x))))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+'''
+
+
+@seed_format("pytorch", structure_of=zip_structure)
+def pytorch_seeds(shared: str) -> list[Seed]:
+    """A small CNN as a .pt2 ExportedProgram and as a nested checkpoint named ckpt.t7
+    (with its model code), made here with PyTorch (none without it)."""
+    try:
+        import torch
+    except ImportError:
+        return []
+    folder = tempfile.mkdtemp(prefix="fuzz-pytorch-seeds-")
+    code = os.path.join(folder, "fuzz_models.py")
+    with open(code, "w") as fh:
+        fh.write(_PYTORCH_CODE)
+    namespace: dict = {}
+    exec(compile(_PYTORCH_CODE, code, "exec"), namespace)  # noqa: S102 - our own code above
+    torch.manual_seed(0)
+    net = namespace["Net"]().eval()
+    x = torch.randn(1, 3, 16, 16)
+    program = os.path.join(folder, "model.pt2")
+    torch.export.save(torch.export.export(net, (x,)), program)
+    checkpoint = os.path.join(folder, "ckpt.t7")
+    torch.save({"net": net.state_dict(), "acc": 93.1}, checkpoint)
+    return [Seed("pytorch", program, [[1, 3, 16, 16]]),
+            Seed("pytorch", checkpoint, [[1, 3, 16, 16]],
+                 options={"model_class": f"{code}:Net"})]
+
+
 def seed_models(shared: str, formats: list[str] | None = None) -> list[Seed]:
     return [s for name, (fn, _) in _SEED_FORMATS.items() if not formats or name in formats
             for s in fn(shared)]
@@ -339,6 +401,9 @@ def _reset_peak_rss() -> None:
 
 def worker() -> None:
     sys.path.insert(0, ROOT)
+    if "--preload-torch" in sys.argv:
+        _warm_up_torch()
+        print(json.dumps({"ready": True}), flush=True)
     from migrate.core.errors import MigrateError
     from migrate.core.passes.optimize import optimize
     from migrate.pipeline import ConvertOptions, read_source
@@ -359,7 +424,7 @@ def worker() -> None:
                 root = T7Module(t7file.loads(data, name=job["paths"][0]), "model")
                 model = build_graph(root, "fuzz", job["shapes"]).model
             else:  # as `migrate` reads a user's files: found by content
-                options = ConvertOptions(input_shapes=job["shapes"])
+                options = ConvertOptions(input_shapes=job["shapes"], **job.get("options", {}))
                 model = read_source(job["paths"], options).model
             optimize(model)  # what `migrate` does by default
             build_nets(model, "fuzz", optimize=True)
@@ -370,6 +435,17 @@ def worker() -> None:
         peak = max(0, _rss_kb("VmHWM") - baseline) * 1024
         print(json.dumps({"outcome": outcome, "seconds": time.perf_counter() - start,
                           "peak": peak}), flush=True)
+
+
+def _warm_up_torch() -> None:
+    """Import PyTorch and run one export before the first case: its imports and caches
+    would otherwise count as that case's memory."""
+    import torch
+
+    from migrate.pipeline import ConvertOptions, read_source
+
+    read_source(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()),
+                ConvertOptions(input_shapes=[[1, 3, 8, 8]]))
 
 
 # -- the driver -------------------------------------------------------------------------
@@ -384,14 +460,20 @@ class FuzzStats:
 
 
 class _Worker:
-    def __init__(self) -> None:
+    def __init__(self, preload_torch: bool = False) -> None:
+        args = ["--worker"] + (["--preload-torch"] if preload_torch else [])
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--worker"], stdin=subprocess.PIPE,
+            [sys.executable, os.path.abspath(__file__), *args], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        if preload_torch:  # the warm-up is not part of any case's time
+            ready, _, _ = select.select([self.proc.stdout], [], [], 300)
+            if not ready or not self.proc.stdout.readline():
+                raise RuntimeError("the fuzz worker could not import PyTorch")
 
-    def run(self, paths: list[str], shapes, timeout: float, raw_t7: bool = False) -> dict | None:
-        self.proc.stdin.write(json.dumps({"paths": paths, "shapes": shapes,
-                                          "raw_t7": raw_t7}) + "\n")
+    def run(self, paths: list[str], shapes, timeout: float, raw_t7: bool = False,
+            options: dict | None = None) -> dict | None:
+        self.proc.stdin.write(json.dumps({"paths": paths, "shapes": shapes, "raw_t7": raw_t7,
+                                          "options": options or {}}) + "\n")
         self.proc.stdin.flush()
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         if not ready:
@@ -410,9 +492,10 @@ def run_fuzz(seconds: float, seed: int, shared: str, case_timeout: float = CASE_
     seeds = [(s, open(s.damaged, "rb").read()) for s in seed_models(shared, formats)]
     infos = {s.damaged: _SEED_FORMATS[s.format][1](d) for s, d in seeds}
     stats = FuzzStats()
-    deadline = time.monotonic() + seconds
+    preload = any(s.format == "pytorch" for s, _ in seeds)
     pending = synthetic_cases()
-    worker_proc = _Worker()
+    worker_proc = _Worker(preload)
+    deadline = time.monotonic() + seconds
     with tempfile.TemporaryDirectory(prefix="fuzz-") as tmp:
         try:
             while time.monotonic() < deadline:
@@ -432,13 +515,14 @@ def run_fuzz(seconds: float, seed: int, shared: str, case_timeout: float = CASE_
                     paths.append(os.path.join(folder, os.path.basename(companion)))
                     shutil.copyfile(companion, paths[-1])
                 result = worker_proc.run(paths, case.shapes, case_timeout,
-                                         raw_t7=case.source == "synthetic")
+                                         raw_t7=case.source == "synthetic",
+                                         options=case.options)
                 stats.cases += 1
                 label = f"{case.kind} of {os.path.basename(case.source)}"
                 if result is None:
                     stats.failures.append(f"{label}: no answer in {case_timeout} s")
                     worker_proc.kill()
-                    worker_proc = _Worker()
+                    worker_proc = _Worker(preload)
                     _keep(tmp, case, stats)
                     continue
                 outcome = result["outcome"]

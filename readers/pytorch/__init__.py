@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import re
+import struct
 import sys
 from typing import Any
 
@@ -18,11 +20,27 @@ _WHAT = {
 }
 
 
+# the first entry torch.save / torch.export.save / torch.jit.save write into their zip
+_FIRST_ENTRY = re.compile(rb"[^/]{1,200}/(data\.pkl|data/|archive_format|version|byteorder|"
+                          rb"\.data/|\.format_version|models/|code/|constants\.pkl)")
+
+
+def _damaged_pytorch_zip(head: bytes) -> bool:
+    """A zip whose directory cannot be read (so its kind is unknown) but whose first
+    entry is named as PyTorch names them: a damaged PyTorch file, reported as such."""
+    if len(head) < 30 or not head.startswith(b"PK\x03\x04"):
+        return False
+    (name_length,) = struct.unpack_from("<H", head, 26)
+    return _FIRST_ENTRY.match(head[30:30 + name_length]) is not None
+
+
 def sniff(head: FileHead) -> Claim | None:
     kind = pytorch_kind(head)
-    if kind is None:
-        return None
-    return Claim("pytorch", "model", _WHAT[kind])
+    if kind is not None:
+        return Claim("pytorch", "model", _WHAT[kind])
+    if _damaged_pytorch_zip(head.head):
+        return Claim("pytorch", "model", "a damaged PyTorch file (zip)")
+    return None
 
 
 def accepts_object(obj: Any) -> bool:

@@ -6,15 +6,12 @@ named on the command line."""
 from __future__ import annotations
 
 import atexit
-import contextlib
 import importlib.util
-import logging
 import os
 import re
 import shutil
 import sys
 import tempfile
-import warnings
 import zipfile
 from collections.abc import Sequence
 from typing import Any
@@ -26,6 +23,7 @@ from migrate.core.errors import (
     UnsupportedError,
     UsageError,
 )
+from migrate.core.formats.torch_export import TorchLogs
 
 TORCH_HINT = "pip install 'torch7-migrate[torch]'"
 # where checkpoints keep the state_dict, most common first
@@ -221,19 +219,10 @@ def build_model(spec: str) -> tuple[Any, str]:
 
 # -- exporting -----------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def quiet_torch():
+def quiet_torch() -> TorchLogs:
     """torch.export logs tracebacks of the failures it then raises, and warns about its
     own internals; the failure is reported once, as our error."""
-    logger = logging.getLogger("torch")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL + 1)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
+    return TorchLogs()
 
 
 def example_tensors(example_inputs: Sequence[Any] | None,

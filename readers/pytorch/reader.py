@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrate.core.errors import MigrateError, UnsupportedError, UsageError
+from migrate.core.errors import CorruptFileError, MigrateError, UnsupportedError, UsageError
 from migrate.core.formats.torch_export import load_exported, short_class
 from migrate.core.model import ReadOptions, SourceModel
 from migrate.core.sniff import pytorch_kind, read_head
@@ -122,10 +122,21 @@ def read(paths: Sequence[str], options: ReadOptions) -> SourceModel:
                 "torch.jit.load(f).state_dict(), 'weights.pt')) and give them with "
                 "--model-class FILE.py:NAME")
         else:
-            raise UsageError("not a PyTorch file this reader knows")
+            raise CorruptFileError(f"a damaged PyTorch file: {_zip_problem(path)}")
         return _source(prepared, [path])
     except MigrateError as exc:
         raise exc.with_file(path) from None
+
+
+def _zip_problem(path: str) -> str:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        return f"its zip directory cannot be read ({exc})"
+    return f"entry {bad} is damaged" if bad else "its entries are not a PyTorch archive's"
 
 
 def _shapes(options: ReadOptions) -> tuple | None:

@@ -179,34 +179,86 @@ def _check_payloads(name: str, config: Any) -> None:
                 "is never unpickled here: only programs whose constants are tensors convert")
 
 
+class TorchLogs:
+    """Context manager: torch's log records and warnings kept, not printed, while a call
+    runs. torch logs tracebacks of failures it then raises (or replaces by a generic
+    error: torch.export.load's "check the warnings above"); a failure is reported
+    once, as our own error, and `first_error` recovers the real cause."""
+
+    def __init__(self) -> None:
+        self.records: list = []
+
+    def __enter__(self):
+        import logging
+        import warnings
+
+        records = self.records
+
+        class Keep(logging.Handler):
+            def emit(self, record):
+                records.append(record)
+
+        keep = Keep()
+        # torch gives several of its loggers handlers of their own (propagate off)
+        names = [n for n in logging.Logger.manager.loggerDict
+                 if n == "torch" or n.startswith("torch.")]
+        self.saved = []
+        for name in names:
+            logger = logging.getLogger(name)
+            if logger.handlers or name == "torch":
+                self.saved.append((logger, logger.handlers[:], logger.propagate))
+                logger.handlers = [keep]
+                logger.propagate = False
+        self.warnings = warnings.catch_warnings()
+        self.warnings.__enter__()
+        warnings.simplefilter("ignore")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.warnings.__exit__(*exc)
+        for logger, handlers, propagate in self.saved:
+            logger.handlers = handlers
+            logger.propagate = propagate
+
+    def first_error(self) -> BaseException | None:
+        for record in self.records:
+            if record.exc_info and record.exc_info[1] is not None:
+                return record.exc_info[1]
+        return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def load_exported(path: str, max_bytes: int):
     """torch.export.load of a checked archive, every torch.load in it forced to
     weights_only (the sample inputs are tensors too)."""
-    import logging
     import os
-    import warnings
 
     import torch
 
-    from migrate.core.errors import CorruptFileError
+    from migrate.core.errors import CorruptFileError, UnsupportedError
 
     check_exported_archive(path, max_bytes)
     previous = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
     os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
-    logger = logging.getLogger("torch")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL + 1)  # a failure is reported once, as our error
+    captured = TorchLogs()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with captured:
             return torch.export.load(path)
     except MemoryError:
         raise
     except Exception as exc:  # torch raises RuntimeError, KeyError, SerializeError, ...
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        cause = captured.first_error() if "deserializing" in str(exc) else None
+        text = _first_line(cause or exc)
+        if "Weights only load failed" in text:  # a pickle of more than tensors inside
+            raise UnsupportedError("it holds pickled Python objects, not just tensors "
+                                   "(e.g. its sample inputs); they are never unpickled here"
+                                   ) from None
         raise CorruptFileError(f"torch.export.load cannot read it: {text}"[:400]) from None
     finally:
-        logger.setLevel(level)
         if previous is None:
             os.environ.pop("TORCH_FORCE_WEIGHTS_ONLY_LOAD", None)
         else:
