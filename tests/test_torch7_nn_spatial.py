@@ -157,6 +157,44 @@ CONSTRUCTIONS = {
 }
 
 
+# Fixture models with changed fields, on other input sizes, for corners nn shares with
+# PyTorch (its pooling descends from THNN's): PyTorch is the reference there.
+def _pool_ceil_pad_unpool(fields):
+    pooling = fields[0]
+    pooling[b"padW"] = pooling[b"padH"] = 1
+    pooling[b"ceil_mode"] = True
+
+
+def _torch_pool_ceil_pad_unpool(x):
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(x)
+    pooled, where = F.max_pool2d(t, 2, 2, 1, ceil_mode=True, return_indices=True)
+    return [F.max_unpool2d(pooled, where, 2, 2, 1, output_size=t.shape[-2:]).numpy()]
+
+
+VARIANTS_VS_PYTORCH = {
+    # the last window would start in the padding: nn (and PyTorch) drop it, ONNX's
+    # ceil_mode keeps it
+    "maxpool_ceil_pad_unpool_7x7": ("n_SpatialMaxUnpooling", _pool_ceil_pad_unpool,
+                                    [2, 3, 7, 7], _torch_pool_ceil_pad_unpool),
+}
+
+
+def _variant_model(name):
+    fixture, change, shape, _ = VARIANTS_VS_PYTORCH[name]
+    case = next(c for c in CASES if c.name == f"{fixture}_float")
+    root = load_root(case.model)
+    change([m.obj._obj for m in root.children()])
+    return build_graph(root, name, [shape]).model
+
+
+def _variant_input(name):
+    shape = VARIANTS_VS_PYTORCH[name][2]
+    return np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+
+
 def _construction_model(name):
     shape, build = CONSTRUCTIONS[name]
     g = GraphBuilder(name)
@@ -181,6 +219,9 @@ def converted(tmp_path_factory):
     jobs = [((c.name, v), lambda c=c, v=v: _read(c, v)) for c in CASES for v in VARIANTS]
     jobs += [((name, "construction"), lambda n=name: _construction_model(n))
              for name in CONSTRUCTIONS]
+    if CASES:
+        jobs += [((name, "variant"), lambda n=name: _variant_model(n))
+                 for name in VARIANTS_VS_PYTORCH]
     for key, make in jobs:
         try:
             model = make()
@@ -213,6 +254,7 @@ def caffe2_jobs(caffe2_python, converted):
     built, _ = converted
     inputs = {c.name: c.inputs for c in CASES}
     inputs.update({name: [_construction_input(name)] for name in CONSTRUCTIONS})
+    inputs.update({name: [_variant_input(name)] for name in VARIANTS_VS_PYTORCH})
     jobs = {key: Caffe2Job(pair["init_net"], pair["predict_net"], inputs[key[0]])
             for key, (_, pair) in built.items()}
     run_caffe2_jobs(caffe2_python, list(jobs.values()))
@@ -313,3 +355,15 @@ def test_unpooling_before_its_pooling_ran_is_refused(shared_dir):
     with pytest.raises(ConversionError) as info:
         build_graph(root, "swapped", [a.shape for a in case.inputs])
     assert str(info.value).startswith("model.modules[1] (nn.SpatialMaxUnpooling): ")
+
+
+@pytest.mark.parametrize("name", list(VARIANTS_VS_PYTORCH))
+def test_variant_matches_pytorch_in_onnxruntime_and_caffe2(name, shared_dir, converted,
+                                                           caffe2_python, caffe2_jobs):
+    onnx_path, _ = _built(converted, (name, "variant"))
+    x = _variant_input(name)
+    expected = VARIANTS_VS_PYTORCH[name][3](x)
+    for runtime, got in (("onnxruntime", run_onnx(onnx_path, [x])),
+                         ("Caffe2", _caffe2_outputs(caffe2_jobs, converted, (name, "variant")))):
+        result = compare(got, expected, ATOL, RTOL)
+        assert result.passed, f"{runtime}: {result.describe()}"

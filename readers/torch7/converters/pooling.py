@@ -19,13 +19,49 @@ def _window(module):
     )
 
 
+def torch_pooling_pads(in_sizes, kernel, strides, pads, dilations, ceil_mode):
+    """Torch7's max pooling output sizes, as explicit ONNX pads (begin..., end...) that give
+    exactly those sizes with ceil_mode off.
+
+    nn rounds up in ceil mode, and when any padding is set drops a last window that
+    would start in the end padding; a max over the extra end padding changes nothing.
+    """
+    outs = []
+    for size, k, s, p, d in zip(in_sizes, kernel, strides, pads, dilations, strict=True):
+        if k < 1 or s < 1 or d < 1 or p < 0:
+            raise ConversionError(f"window {kernel}, stride {strides}, padding {pads} and "
+                                  f"dilation {dilations} must be positive")
+        if p > k // 2:
+            raise ConversionError(f"padding {pads} must be at most half the window {kernel}")
+        span = size + 2 * p - (d * (k - 1) + 1)
+        outs.append((-(-span // s) if ceil_mode else span // s) + 1)
+    if any(pads):
+        outs = [o - 1 if (o - 1) * s >= size + p else o
+                for o, s, size, p in zip(outs, strides, in_sizes, pads, strict=True)]
+    if any(o < 1 for o in outs):
+        raise ConversionError(f"the window {kernel} is larger than the input {list(in_sizes)}")
+    ends = [max((o - 1) * s + d * (k - 1) + 1 - size - p, 0)
+            for o, s, d, k, size, p in zip(outs, strides, dilations, kernel, in_sizes, pads,
+                                           strict=True)]
+    return outs, list(pads) + ends
+
+
 @converter("nn.SpatialMaxPooling", "nn.SpatialDilatedMaxPooling")
 def spatial_max_pooling(ctx, module, x):
     attrs = _window(module)
     attrs["dilations"] = [module.int("dilationH", 1), module.int("dilationW", 1)]
-    # an nn.SpatialMaxUnpooling may later use this pooling's indices
-    return ctx.batched(x, 4, lambda x4: remember_max_pool(
-        ctx, module, ctx.op("MaxPool", [x4], hint="pool", **attrs)))
+
+    def pool(x4):
+        if attrs.pop("ceil_mode"):
+            # nn's sizes as explicit end padding: ONNX's ceil_mode does not drop a last
+            # window that starts in the padding, as nn does
+            _, attrs["pads"] = torch_pooling_pads(
+                ctx.shape(x4)[2:], attrs["kernel_shape"], attrs["strides"], attrs["pads"][:2],
+                attrs["dilations"], True)
+        # an nn.SpatialMaxUnpooling may later use this pooling's indices
+        return remember_max_pool(ctx, module, ctx.op("MaxPool", [x4], hint="pool", **attrs))
+
+    return ctx.batched(x, 4, pool)
 
 
 @converter("nn.SpatialAveragePooling")

@@ -6,6 +6,7 @@ import numpy as np
 
 from migrate.core.errors import ConversionError
 from migrate.readers.torch7.converters.padding import crop_and_pad
+from migrate.readers.torch7.converters.pooling import torch_pooling_pads
 from migrate.readers.torch7.converters.unpooling import remember_max_pool
 from migrate.readers.torch7.registry import converter
 
@@ -89,33 +90,6 @@ def volumetric_full_convolution(ctx, module, x):
     return ctx.batched(x, 5, lambda x5: ctx.op(
         "ConvTranspose", [x5, *inputs], hint="deconv", kernel_shape=kernel, strides=strides,
         pads=pads * 2, output_padding=adjust))
-
-
-def torch_pooling_pads(in_sizes, kernel, strides, pads, dilations, ceil_mode):
-    """Torch7's max pooling output sizes, as explicit ONNX pads (begin..., end...) that give
-    exactly those sizes with ceil_mode off.
-
-    nn rounds up in ceil mode, and when any padding is set drops a last window that
-    would start in the end padding; a max over the extra end padding changes nothing.
-    """
-    outs = []
-    for size, k, s, p, d in zip(in_sizes, kernel, strides, pads, dilations, strict=True):
-        if k < 1 or s < 1 or d < 1 or p < 0:
-            raise ConversionError(f"window {kernel}, stride {strides}, padding {pads} and "
-                                  f"dilation {dilations} must be positive")
-        if p > k // 2:
-            raise ConversionError(f"padding {pads} must be at most half the window {kernel}")
-        span = size + 2 * p - (d * (k - 1) + 1)
-        outs.append((-(-span // s) if ceil_mode else span // s) + 1)
-    if any(pads):
-        outs = [o - 1 if (o - 1) * s >= size + p else o
-                for o, s, size, p in zip(outs, strides, in_sizes, pads, strict=True)]
-    if any(o < 1 for o in outs):
-        raise ConversionError(f"the window {kernel} is larger than the input {list(in_sizes)}")
-    ends = [max((o - 1) * s + d * (k - 1) + 1 - size - p, 0)
-            for o, s, d, k, size, p in zip(outs, strides, dilations, kernel, in_sizes, pads,
-                                           strict=True)]
-    return outs, list(pads) + ends
 
 
 def volumetric_max_pool_attributes(ctx, module, x5):

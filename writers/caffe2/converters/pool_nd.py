@@ -51,6 +51,13 @@ def pool_geometry(w, node):
     return kernel, strides, dilations, begins, ends, list(in_sizes), list(out_sizes)
 
 
+def pads_reach_window(node) -> bool:
+    """Padding as wide as the window (Caffe2's pooling refuses it)."""
+    kernel = list(node.attributes.get_ints("kernel_shape"))
+    pads = list(node.attributes.get_ints("pads", [0] * (2 * len(kernel))))
+    return any(p >= k for p, k in zip(pads, kernel + kernel, strict=True))
+
+
 def _needs_taps(kernel, dilations, begins, ends):
     return any(d != 1 for d in dilations) or any(
         p >= k for p, k in zip(begins + ends, kernel + kernel, strict=True))

@@ -6,6 +6,7 @@ from migrate.core.errors import ConversionError
 from migrate.writers.caffe2.converters.conv import window_args
 from migrate.writers.caffe2.converters.pool_nd import (
     max_pool_with_indices,
+    pads_reach_window,
     pool_nd,
     subsampled_max_pool,
 )
@@ -35,7 +36,7 @@ def _pool(w, node, op_type, kind, **extra):
 def max_pool(w, node):
     if len(node.outputs) > 1 and node.outputs[1].uses():
         max_pool_with_indices(w, node)
-    elif len(node.attributes.get_ints("kernel_shape")) != 2:
+    elif len(node.attributes.get_ints("kernel_shape")) != 2 or pads_reach_window(node):
         pool_nd(w, node, "MaxPool", "pool")
     elif list(node.attributes.get_ints("dilations", [1, 1])) != [1, 1]:
         if not subsampled_max_pool(w, node):
