@@ -56,3 +56,20 @@ def selu(w, node):
 @op_converter("Sign")
 def sign(w, node):
     w.simple("Sign", "sign", node, inputs=[w.blob(node.inputs[0])])
+
+
+@op_converter("Tile")
+def tile(w, node):
+    """Caffe2's Tile repeats along one axis: one op per repeated axis."""
+    repeats = [int(r) for r in w.const(node.inputs[1]).reshape(-1)]
+    blob = w.blob(node.inputs[0])
+    name = w.prefix("tile")
+    axes = [a for a, r in enumerate(repeats) if r != 1]
+    if not axes:
+        w.simple("Copy", "tile", node, inputs=[blob])
+        return
+    for k, axis in enumerate(axes):
+        out = name if k == len(axes) - 1 else f"{name}_{axis}"
+        w.emit("Tile", [blob], [out], tiles=repeats[axis], axis=axis)
+        blob = out
+    w.bind(node.outputs[0], blob)
