@@ -84,13 +84,22 @@ def _t7(case: Case, optimized: bool):
 
 # -- everything converted, then run in one Caffe process ------------------------------------
 
+class Runs(dict):
+    """key -> (the run or the error, expected outputs); `written` keeps each net's files,
+    input and output blob names and inputs, for second opinions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: dict[str, tuple] = {}
+
+
 @pytest.fixture(scope="module")
 def caffe_runs(shared_dir, caffe_python, tmp_path_factory):
     """key -> (the run or the error, the outputs the source's framework computed)."""
     from migrate.runtimes.caffe import api
 
     out = str(tmp_path_factory.mktemp("caffe-out"))
-    results, jobs, keys = {}, [], []
+    results, jobs, keys = Runs(), [], []
 
     def add(key, make_model, inputs, expected):
         try:
@@ -101,6 +110,7 @@ def caffe_runs(shared_dir, caffe_python, tmp_path_factory):
             return
         jobs.append((files, inputs))
         keys.append((key, expected))
+        results.written[key] = (files, net.inputs, net.outputs, inputs)
 
     for case in T7_CASES:
         for optimized in (False, True):
@@ -413,6 +423,77 @@ def synthetic_case(name: str):
 @pytest.mark.parametrize("name", list(SYNTHETIC))
 def test_single_op_constructions_match_onnxruntime_in_real_caffe(caffe_runs, name):
     _check(caffe_runs, f"synthetic/{name}", atol=1e-5, rtol=1e-4)
+
+
+# -- a second opinion: OpenCV's Caffe importer -------------------------------------------------
+# An independent Caffe implementation: it must read the written files and compute the same
+# outputs wherever it implements the layers (it lacks BVLC's Clip, Reduction, Parameter
+# and Threshold layers, and softmax over 1-D blobs). Run in a child process: OpenCV
+# aborts on some nets instead of raising.
+
+_OPENCV = r"""
+import json, sys
+import numpy as np
+import cv2
+for k, job in enumerate(json.load(open(sys.argv[1]))):
+    print("start", k, flush=True)
+    try:
+        net = cv2.dnn.readNetFromCaffe(job["net"], job["weights"])
+        for name, path in zip(job["input_names"], job["inputs"]):
+            net.setInput(np.load(path).astype(np.float32), name)
+        outs = net.forward(job["output_names"])
+        np.savez(job["out"], *outs)
+    except cv2.error as exc:
+        print("error", k, str(exc).strip().splitlines()[-1][:200], flush=True)
+    print("done", k, flush=True)
+"""
+OPENCV_LACKS = ("Clip", "Reduction", "Parameter", "Threshold", "softmax")
+
+
+def test_opencv_reads_the_written_files_and_agrees(caffe_runs, tmp_path):
+    pytest.importorskip("cv2")
+    import json
+
+    jobs, keys = [], []
+    for key, (files, input_names, output_names, inputs) in caffe_runs.written.items():
+        if not key.endswith("/optimized") or "_double" in key or key.startswith("caffe/"):
+            continue
+        paths = []
+        for k, array in enumerate(inputs):
+            paths.append(str(tmp_path / f"{len(jobs)}_{k}.npy"))
+            np.save(paths[-1], array)
+        jobs.append({"net": files["net"], "weights": files["weights"], "inputs": paths,
+                     "input_names": input_names, "output_names": output_names,
+                     "out": str(tmp_path / f"{len(jobs)}.npz")})
+        keys.append(key)
+    errors: dict[int, str] = {}
+    start = 0
+    while start < len(jobs):
+        (tmp_path / "jobs.json").write_text(json.dumps(jobs[start:]))
+        proc = subprocess.run([sys.executable, "-c", _OPENCV, str(tmp_path / "jobs.json")],
+                              capture_output=True, text=True, timeout=900)
+        done = start
+        for line in proc.stdout.splitlines():
+            word, k, *rest = line.split(" ", 2)
+            if word == "error":
+                errors[start + int(k)] = rest[0] if rest else ""
+            if word == "done":
+                done = start + int(k) + 1
+        if done < len(jobs) and proc.returncode != 0:
+            errors[done] = "OpenCV aborted"
+            done += 1
+        start = done
+    agreed = 0
+    for k, key in enumerate(keys):
+        if k in errors:
+            assert any(word in errors[k] for word in OPENCV_LACKS), (key, errors[k])
+            continue
+        with np.load(jobs[k]["out"]) as npz:
+            got = [npz[f"arr_{i}"] for i in range(len(npz.files))]
+        result = compare(got, caffe_runs[key][1], ATOL, RTOL)
+        assert result.passed, f"{key}: {result.describe()}"
+        agreed += 1
+    assert agreed >= 0.85 * len(keys), f"OpenCV ran only {agreed} of {len(keys)} nets"
 
 
 # -- what the files hold ------------------------------------------------------------------

@@ -9,7 +9,8 @@ correction factor multiplies once).
 - explicit zero padding: a depthwise Convolution with a one-hot kernel and the
   padding as its (symmetric) pad: out[i] = x[i - begin] for any begin/end pads;
 - constant padding with a value: the zero padding, then a Bias map that adds the
-  value on the padded border only;
+  value on the padded border only; padded channels: a 1x1 Convolution that copies
+  the channels and has the value as the bias of the new ones;
 - gathers with a fixed index list along an axis (reflect/edge padding, channel
   permutations): Slice into runs of consecutive indices, then Concat in order;
 - moving one axis (a Transpose of that kind): Slice along it into single pieces,
@@ -59,8 +60,9 @@ def reshape(net: NetBuilder, blob: str, shape: Sequence[int], kind: str = "resha
 
 
 def split_axis(net: NetBuilder, blob: str, axis: int, points: Sequence[int],
-               kind: str = "slice") -> list[str]:
-    """Slice a blob along `axis` at `points` (strictly increasing, inside the axis)."""
+               kind: str = "slice", main: int = 0) -> list[str]:
+    """Slice a blob along `axis` at `points` (strictly increasing, inside the axis);
+    piece `main` is named like the layer."""
     shape = net.shape(blob)
     bounds = [0, *points, shape[axis]]
     if len(bounds) - 1 > MAX_PIECES:
@@ -73,7 +75,7 @@ def split_axis(net: NetBuilder, blob: str, axis: int, points: Sequence[int],
         piece = list(shape)
         piece[axis] = hi - lo
         shapes.append(piece)
-    return net.layer_tops("Slice", [blob], shapes, kind=kind,
+    return net.layer_tops("Slice", [blob], shapes, kind=kind, main=main,
                           slice_param={"axis": axis, "slice_point": list(points)})
 
 
@@ -84,8 +86,8 @@ def slice_axis(net: NetBuilder, blob: str, axis: int, start: int, end: int,
     if not 0 <= start < end <= size:
         raise ConversionError(f"slice [{start}:{end}] of an axis of {size}")
     points = [p for p in (start, end) if 0 < p < size]
-    pieces = split_axis(net, blob, axis, points, kind)
-    return pieces[1 if start > 0 else 0]
+    kept = 1 if start > 0 else 0
+    return split_axis(net, blob, axis, points, kind, main=kept)[kept]
 
 
 def concat(net: NetBuilder, blobs: Sequence[str], axis: int, kind: str = "concat") -> str:
@@ -245,7 +247,11 @@ def pad_constant(net: NetBuilder, blob: str, begins: Sequence[int], ends: Sequen
     spatial = len(shape) == 4
     for axis in range(len(shape)):
         if (begins[axis] or ends[axis]) and not (spatial and axis >= 2):
-            blob = _pad_with_blocks(net, blob, axis, begins[axis], ends[axis], value, kind)
+            if spatial and axis == 1:
+                blob = _pad_channels(net, blob, begins[1], ends[1], value, kind)
+            else:
+                blob = _pad_with_blocks(net, blob, axis, begins[axis], ends[axis], value,
+                                        kind)
     if spatial and any(begins[2:] + ends[2:]):
         padded = zero_pad_spatial(net, blob, begins[2:], ends[2:], kind=kind)
         if value != 0.0:
@@ -257,6 +263,25 @@ def pad_constant(net: NetBuilder, blob: str, begins: Sequence[int], ends: Sequen
                                blobs=[border], bias_param={"axis": 2, "num_axes": 2})
         blob = padded
     return blob
+
+
+def _pad_channels(net: NetBuilder, blob: str, begin: int, end: int, value: float,
+                  kind: str) -> str:
+    """Constant channels around an NCHW blob: a 1x1 Convolution whose weights copy each
+    channel to its new place (x * 1 + zeros) and whose bias is the value on the new
+    channels (zeros * x + value): the layer every Caffe tool knows."""
+    n, c, h, w = net.shape(blob)
+    weight = np.zeros((begin + c + end, c, 1, 1), np.float32)
+    weight[np.arange(begin, begin + c), np.arange(c), 0, 0] = 1.0
+    bias = np.zeros(begin + c + end, np.float32)
+    bias[:begin] = value
+    bias[begin + c:] = value
+    blobs = [weight] + ([bias] if value != 0.0 else [])
+    params = {"num_output": begin + c + end, "kernel_size": [1]}
+    if value == 0.0:
+        params["bias_term"] = False
+    return net.layer("Convolution", [blob], (n, begin + c + end, h, w), kind=kind,
+                     blobs=blobs, convolution_param=params)
 
 
 def _pad_with_blocks(net: NetBuilder, blob: str, axis: int, begin: int, end: int,

@@ -202,13 +202,12 @@ class NetBuilder:
 
     def layer_tops(self, type_: str, bottoms: Sequence[str], shapes: Sequence[Sequence[int]],
                    *, kind: str | None = None, blobs: Sequence[np.ndarray] = (),
-                   **params: Any) -> list[str]:
-        """Append a layer with one top per shape in `shapes` (none for Silence)."""
+                   main: int | None = 0, **params: Any) -> list[str]:
+        """Append a layer with one top per shape in `shapes` (none for Silence). The
+        top `main` is named like the layer (Caffe's convention, and what tools that
+        address outputs by layer name need), the others after it."""
         name = self.name_for(kind)
-        if len(shapes) == 1:
-            tops = [name]
-        else:
-            tops = [self.unique(f"{name}_{k}") for k in range(len(shapes))]
+        tops = [name if k == main else self.unique(f"{name}_{k}") for k in range(len(shapes))]
         proto = caffe_pb2.LayerParameter(name=name, type=type_, bottom=list(bottoms),
                                          top=tops)
         set_fields(proto, params)

@@ -24,6 +24,8 @@ _LAYER_BLOBS = (7 << 3) | 2
 _BLOB_DATA = (5 << 3) | 2
 _BLOB_SHAPE = (7 << 3) | 2
 _SHAPE_DIM = (1 << 3) | 2
+# legacy 4-D shape fields (varints): num 1, channels 2, height 3, width 4
+_LEGACY_ONES = bytes([1 << 3, 1, 2 << 3, 1, 3 << 3, 1, 4 << 3, 1])
 
 Chunk = bytes | memoryview | FileRegion
 
@@ -45,13 +47,21 @@ def _field(tag: int, length: int) -> bytes:
 
 
 def _blob(array: np.ndarray) -> tuple[bytes, Chunk, int]:
-    """(header, payload, total length) of BlobProto{shape: array.shape, data: array}."""
-    dims = b"".join(varint(int(d)) for d in array.shape)
-    shape = _field(_SHAPE_DIM, len(dims)) + dims if dims else b""
+    """(header, payload, total length) of BlobProto{shape: array.shape, data: array}.
+
+    A scalar (0-D) blob, such as a channel-shared PReLU slope, is written with the legacy
+    1x1x1x1 fields instead of an empty shape: Caffe accepts both for it, and other Caffe
+    parsers (OpenCV's) cannot read an empty shape."""
     data = np.ascontiguousarray(array, dtype="<f4").reshape(-1)
     raw: Chunk = file_region(data) or memoryview(data).cast("B")
     size = raw.length if isinstance(raw, FileRegion) else len(raw)
-    header = _field(_BLOB_SHAPE, len(shape)) + shape + _field(_BLOB_DATA, size)
+    if array.ndim:
+        dims = b"".join(varint(int(d)) for d in array.shape)
+        blob_shape = _field(_SHAPE_DIM, len(dims)) + dims  # BlobShape{dim: [...]} packed
+        shape = _field(_BLOB_SHAPE, len(blob_shape)) + blob_shape
+    else:
+        shape = _LEGACY_ONES
+    header = shape + _field(_BLOB_DATA, size)
     return header, raw, len(header) + size
 
 

@@ -86,9 +86,9 @@ def slice_(net, node):
     for k, (axis, start, end) in enumerate(cuts):
         size = net.shape(blob)[axis]
         points = [p for p in (start, end) if 0 < p < size]
-        pieces = split_axis(net, blob, axis, points,
-                            kind=None if k == len(cuts) - 1 else "slice")
-        blob = pieces[1 if start > 0 else 0]
+        kept = 1 if start > 0 else 0
+        blob = split_axis(net, blob, axis, points, main=kept,
+                          kind=None if k == len(cuts) - 1 else "slice")[kept]
     net.bind(node.outputs[0], blob)
 
 
