@@ -235,8 +235,8 @@ class SavedModelBuild:
         self.output_keys = _keys([b.name for b in program.output_boundaries], "output")
         specs = [tf.TensorSpec(t.shape, _DTYPES[t.dtype], name=key)
                  for t, key in zip(program.inputs, self.input_keys, strict=True)]
+        # traced once, by the save (a trace made before it would be made again there)
         self.module.serve = tf.function(self._run, input_signature=specs, autograph=False)
-        self.concrete = self.module.serve.get_concrete_function()
 
     def _make_variables(self) -> None:
         layers: dict[str, dict[str, tf.Variable]] = {}
@@ -290,8 +290,11 @@ class SavedModelBuild:
                 for t, key in zip(self.program.outputs, self.output_keys, strict=True)}
 
     def save(self, path: str) -> None:
+        # no checkpointing ops in the graph: loading restores the variables from the
+        # object graph without them, and tracing them costs seconds on large models
         tf.saved_model.save(self.module, path,
-                            signatures={"serving_default": self.concrete})
+                            signatures={"serving_default": self.module.serve},
+                            options=tf.saved_model.SaveOptions(experimental_skip_saver=True))
 
 
 def _keys(names: list[str], fallback: str) -> list[str]:
