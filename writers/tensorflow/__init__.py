@@ -13,6 +13,7 @@ SAVEDMODEL = register_writer(WriterSpec(
     runtime="tensorflow",
     aliases=("tensorflow", "savedmodel"),
     outputs="STEM_savedmodel/, STEM.json",
+    extra="tensorflow",
 ))
 
 TFLITE = register_writer(WriterSpec(
@@ -22,4 +23,5 @@ TFLITE = register_writer(WriterSpec(
     runtime="litert",
     aliases=("litert",),
     outputs="STEM.tflite, STEM.json",
+    extra="litert",
 ))
