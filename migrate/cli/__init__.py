@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "batch": ("batch", "run_batch_command"),
     "formats": ("formats", "run_formats"),
     "runtimes": ("formats", "run_runtimes"),
+    "spynet-pyramid": ("spynet", "run_spynet_pyramid"),
 }
 
 

@@ -8,8 +8,10 @@ For N x C x H x W images and N x h x w x 2 grids of normalised (x, y):
   out = sum over the corners (x0|x0+1, y0|y0+1) of wx * wy * image[y, x],
 with a corner outside the image counting as zero (zeros padding) or the coordinates
 clamped into the image first (border padding). This is the arithmetic of Torch7's
-stnbhwd BilinearSamplerBHWD and of ONNX GridSample; the pixel index n*H*W + y*W + x
-is computed in int64.
+stnbhwd BilinearSamplerBHWD and of ONNX GridSample. The pixel index n*H*W + y*W + x
+is computed in float32 (exact below 2^24 pixels) and cast to int64 only for the
+Gather, so the init net holds float32 parameters alone (mobile-ready); larger
+images compute it in int64.
 """
 
 import numpy as np
@@ -18,6 +20,7 @@ from migrate.core.errors import ConversionError
 from migrate.writers.caffe2.registry import op_converter
 
 FLOAT, INT64 = 1, 10  # caffe2.proto TensorProto.DataType
+FLOAT_EXACT = 1 << 24  # float32 holds every integer below this exactly
 
 
 @op_converter("GridSample")
@@ -69,31 +72,41 @@ def grid_sample(w, node):
         w.emit("Negative", [blob(f"{tag}_w1")], [blob(f"{tag}_neg_w1")])
         w.emit("Add", [blob(f"{tag}_neg_w1"), one], [blob(f"{tag}_w0")])
         w.emit("Add", [blob(f"{tag}0"), one], [blob(f"{tag}1")])
-        low, high = const(0.0, f"{tag}_low"), const(float(size - 1), f"{tag}_high")
+        if padding == "zeros":
+            low, high = const(0.0, f"{tag}_low"), const(float(size - 1), f"{tag}_high")
         for k in (0, 1):
             corner = blob(f"{tag}{k}")
-            # inside the image?
-            w.emit("GE", [corner, low], [blob(f"{tag}{k}_ge")])
-            w.emit("LE", [corner, high], [blob(f"{tag}{k}_le")])
-            w.emit("And", [blob(f"{tag}{k}_ge"), blob(f"{tag}{k}_le")], [blob(f"{tag}{k}_in")])
-            # clamped, as an int64 index
+            if padding == "zeros":  # inside the image? (border: clamped coordinates are)
+                w.emit("GE", [corner, low], [blob(f"{tag}{k}_ge")])
+                w.emit("LE", [corner, high], [blob(f"{tag}{k}_le")])
+                w.emit("And", [blob(f"{tag}{k}_ge"), blob(f"{tag}{k}_le")],
+                       [blob(f"{tag}{k}_in")])
+            # clamped: the index (float32 below 2^24 pixels, else int64)
             w.emit("Clip", [corner], [blob(f"{tag}{k}_clamped")], min=0.0, max=float(size - 1))
-            w.emit("Cast", [blob(f"{tag}{k}_clamped")], [blob(f"{tag}{k}_index")], to=INT64)
+            if index_type == INT64:
+                w.emit("Cast", [blob(f"{tag}{k}_clamped")], [blob(f"{tag}{k}_index")], to=INT64)
 
+    def index(tag, k):
+        return blob(f"{tag}{k}_index" if index_type == INT64 else f"{tag}{k}_clamped")
+
+    index_type = FLOAT if n * height * width < FLOAT_EXACT else INT64
+    index_dtype = np.float32 if index_type == FLOAT else np.int64
     coordinate(0, width)
     coordinate(1, height)
-    row = const(width, "row", np.int64)
-    w.emit("Mul", [blob("y0_index"), row], [blob("y0_row")])
-    w.emit("Mul", [blob("y1_index"), row], [blob("y1_row")])
-    offsets = (np.arange(n, dtype=np.int64) * height * width).reshape(n, 1, 1, 1)
+    row = const(width, "row", index_dtype)
+    w.emit("Mul", [index("y", 0), row], [blob("y0_row")])
+    w.emit("Mul", [index("y", 1), row], [blob("y1_row")])
+    offsets = (np.arange(n, dtype=index_dtype) * height * width).reshape(n, 1, 1, 1)
     w.param(offsets, blob("image_offset"))
     terms = []
     for ky in (0, 1):
         for kx in (0, 1):
             corner = f"c{ky}{kx}"
-            w.emit("Add", [blob(f"y{ky}_row"), blob(f"x{kx}_index")], [blob(f"{corner}_in_image")])
-            w.emit("Add", [blob(f"{corner}_in_image"), blob("image_offset")],
-                   [blob(f"{corner}_index")])
+            w.emit("Add", [blob(f"y{ky}_row"), index("x", kx)], [blob(f"{corner}_in_image")])
+            at = f"{corner}_at" if index_type == FLOAT else f"{corner}_index"
+            w.emit("Add", [blob(f"{corner}_in_image"), blob("image_offset")], [blob(at)])
+            if index_type == FLOAT:
+                w.emit("Cast", [blob(at)], [blob(f"{corner}_index")], to=INT64)
             w.emit("Gather", [blob("pixels"), blob(f"{corner}_index")], [blob(f"{corner}_rows")])
             w.emit("Reshape", [blob(f"{corner}_rows")],
                    [blob(f"{corner}_values"), blob(f"{corner}_old_shape")],

@@ -1,0 +1,213 @@
+"""`migrate spynet-pyramid MODELS_DIR`: SpyNet's whole flow estimator as one network."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from migrate import __version__
+from migrate.cli.options import (
+    add_target_options,
+    add_verify_options,
+    new_parser,
+    size,
+)
+from migrate.core.errors import MigrateError, UsageError, VerificationError
+from migrate.core.model import DEFAULT_MAX_BYTES
+
+DESCRIPTION = """\
+SpyNet (anuragranj/spynet) as one deployable network: two frames in, optical flow out.
+
+  migrate spynet-pyramid models/ --type sintelFinal --input-shape 1x3x384x512 --to caffe2 -o out/
+  migrate spynet-pyramid models/ --type kittiFinal --input-shape 1x3x128x160 --to onnx \\
+      --input frame1.png --input frame2.png --report
+
+MODELS_DIR holds SpyNet's level networks modelL{1..6}_{3,4,C,F,K}.t7. The level count
+follows SpyNet's rule from the image size (rounded up to a multiple of 32: <= 32 px: 1
+level ... > 512 px: 6); only the levels needed are loaded. The network's inputs are
+`im1` and `im2` (Nx3xHxW RGB in [0, 1], as SpyNet's loadImage gives them; image files
+given with --input are read that way); its output is `flow` (Nx2xHxW, pixels, channel 0
+= x, channel 1 = y, the forward flow im1 -> im2). Everything spynet.lua does around the
+level networks is inside: ImageNet normalisation, resizing to the multiple of 32, the
+2x2 average-pooling pyramid, flow upsampling (bilinear, corners aligned) and doubling,
+the warp of im2 by the flow (bilinear, border replicate, as SpyNet's CUDA kernel), the
+residual additions and the final rescaling. Every op is named after its level and step
+(e.g. level3.warp, level3.model.modules[5]) in layer-by-layer reports.
+"""
+
+# --warp auto: the sampler, or its Gather construction for writers that have no sampler
+WARP_CHOICES = ("auto", "gridsample", "gather")
+_PREPROCESSING = ("input_bgr_to_rgb", "input_mean")
+
+
+def parser() -> argparse.ArgumentParser:
+    from migrate.readers.spynet import DEFAULT_TYPE, TYPES
+
+    p = new_parser("migrate spynet-pyramid", DESCRIPTION)
+    p.add_argument("models_dir", metavar="MODELS_DIR",
+                   help="the folder holding SpyNet's modelL{k}_{T}.t7 level files")
+    p.add_argument("--type", default=DEFAULT_TYPE, metavar="TYPE",
+                   help=f"SpyNet's model type (default {DEFAULT_TYPE}): {', '.join(TYPES)}\n"
+                        "(sintelFinal: _F files, sintelClean: _C, kittiFinal: _K,\n"
+                        "chairsClean: _4, chairsFinal: _3, level-5 model reused at level 6)")
+    p.add_argument("--input-shape", action="append", default=[], metavar="SHAPE",
+                   help="the images' shape Nx3xHxW, once for both or once per image\n"
+                        "(default: the --input images' shape)")
+    p.add_argument("-o", "--output-dir", default=".", metavar="DIR",
+                   help="where to write the converted files (default: current folder)")
+    p.add_argument("--to", default="caffe2", metavar="TARGET",
+                   help="target format (default: caffe2); see `migrate formats`")
+    p.add_argument("--warp", choices=WARP_CHOICES, default="auto",
+                   help="how the warp is written: one GridSample (a sampler; Caffe2 gets its\n"
+                        "exact Gather construction), or the CUDA kernel's arithmetic with\n"
+                        "Gather; auto (default): GridSample, Gather where the target's\n"
+                        "writer has no GridSample")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip running the written network and comparing its outputs")
+    p.add_argument("--no-optimize", action="store_true",
+                   help="export one op per layer (no in-place activations, no fast engines)")
+    p.add_argument("--report", action="store_true",
+                   help="write STEM.report.html and .json (every level's steps compared)\n"
+                        "and print the layer-by-layer table")
+    p.add_argument("--max-bytes", type=size, default=DEFAULT_MAX_BYTES, metavar="SIZE",
+                   help="refuse level files declaring more tensor data than this (default 64G)")
+    p.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    add_verify_options(p)
+    add_target_options(p)
+    p.add_argument("--version", action="version", version=f"torch7-migrate {__version__}")
+    return p
+
+
+def run_spynet_pyramid(argv: list[str]) -> int:
+    args = parser().parse_args(argv)  # before the heavy imports: --help stays fast
+    from migrate.cli.options import convert_options
+    from migrate.pipeline import convert_source
+    from migrate.readers.spynet import SpyNetPyramid
+    from migrate.readers.spynet.pyramid import build
+    from migrate.verify.layerwise import format_table
+
+    for flag in _PREPROCESSING:
+        if getattr(args, flag):
+            raise UsageError(f"--{flag.replace('_', '-')} does not apply: SpyNet takes RGB in "
+                             "[0, 1] and normalises inside the network")
+    if args.input_scale != 1.0:
+        raise UsageError("--input-scale does not apply: SpyNet takes RGB in [0, 1] and "
+                         "normalises inside the network")
+    args.input_shape = ",".join(args.input_shape) or None
+    input_paths, args.input = args.input, []  # read below, as SpyNet reads images
+    options = convert_options(args, target=args.to, out_dir=args.output_dir,
+                              verify=not args.no_verify, report=args.report,
+                              optimize=not args.no_optimize)
+    options.inputs = pair_inputs(input_paths) if input_paths else None
+    shapes = options.read_options().input_shapes
+    synthetic = options.inputs is None and (options.verify or options.report) and shapes
+    if synthetic:
+        # random noise makes a poor test of a flow network: warping noise turns the
+        # smallest difference in flow into a large one in the image; a smooth moving
+        # pattern is what SpyNet is made for
+        options.inputs = synthetic_pair(parse_first_shape(shapes))
+    request = SpyNetPyramid(args.models_dir, args.type,
+                            "gridsample" if args.warp == "auto" else args.warp)
+    # Read once here: an error in a level file names that file. Later errors (writing,
+    # verifying) concern the pyramid as a whole and name the folder.
+    level_files = build(request, shapes, args.max_bytes).paths
+    try:
+        summary = convert_source(request, options)
+    except MigrateError as exc:
+        if args.warp != "auto" or not _failed_warp(exc):
+            raise _named(exc, level_files, args.models_dir) from None
+        # the target's writer has no GridSample: the Gather construction instead
+        try:
+            summary = convert_source(SpyNetPyramid(args.models_dir, args.type, "gather"),
+                                     options)
+        except MigrateError as again:
+            if _failed_warp(again):
+                again.message += (f" (SpyNet's warp needs a sampler or a Gather with computed "
+                                  f"indices; the {args.to} writer has neither)")
+            raise _named(again, level_files, args.models_dir) from None
+        summary.notes.append("warp: the Gather construction (the target has no GridSample)")
+    if synthetic:
+        summary.input_description = SYNTHETIC.format(*options.inputs[0].shape[2:])
+    if args.report and summary.verification is not None:
+        print(format_table(summary.verification, args.atol, args.rtol))
+    print(summary)
+    return 0
+
+
+def _failed_warp(exc: MigrateError) -> bool:
+    """A writer could not express a warp step (not a verification failure)."""
+    return not isinstance(exc, VerificationError) and \
+        re.search(r"\blevel\d+\.warp\b", f"{exc.where or ''} {exc.message}") is not None
+
+
+def _named(exc: MigrateError, level_files: list[str], models_dir: str) -> MigrateError:
+    """The pipeline names a failure after the source's first file; past reading, the
+    pyramid as a whole is meant: name its folder."""
+    if exc.file in level_files:
+        exc.file = models_dir
+    return exc
+
+
+def pair_inputs(paths: list[str]):
+    """--input files as the network takes them: Nx3xHxW float32; image files read as
+    SpyNet's loadImage does (RGB, byte / 255), one file per image or one holding both."""
+    import numpy as np
+
+    from migrate.verify.inputs import IMAGE_SUFFIXES, load_inputs
+
+    arrays = []
+    for path in paths:
+        for array in load_inputs([path]):
+            if path.lower().endswith(IMAGE_SUFFIXES):
+                if array.shape[1] != 3:
+                    raise UsageError("SpyNet takes colour images (this one is grey)", file=path)
+                # torch/image's load(path, 3, 'float'): the bytes times (float)(1/255)
+                array = array * np.float32(1 / 255)
+            if array.ndim == 3:  # CxHxW, as SpyNet's loadImage returns it
+                array = array[None]
+            arrays.append(np.ascontiguousarray(array, np.float32))
+    if len(arrays) != 2:
+        raise UsageError(f"{len(arrays)} input image(s) in {', '.join(paths)}: SpyNet takes "
+                         "two (--input im1 --input im2)")
+    return arrays
+
+
+
+# the verification input when no --input is given
+SYNTHETIC = "a synthetic {}x{} image pair (a smooth pattern moved by (+2.6, -1.4) px)"
+SYNTHETIC_MOTION = (2.6, -1.4)
+
+
+def parse_first_shape(shapes) -> list[int]:
+    shape = [int(d) for d in shapes[0]]
+    if len(shape) != 4:  # the reader says why, with the shape
+        return [1, 3, 32, 32]
+    return shape
+
+
+def synthetic_pair(shape: list[int], seed: int = 0):
+    """Two Nx3xHxW images in [0, 1]: a sum of random low-frequency waves (wavelengths
+    of 8 to 64 px), and the same pattern translated by SYNTHETIC_MOTION, so that the
+    true flow im1 -> im2 is that translation everywhere."""
+    import numpy as np
+
+    n, channels, height, width = shape
+    rng = np.random.default_rng(seed)
+    waves = 6
+    angle = rng.uniform(0, 2 * np.pi, (channels, waves))
+    freq = 2 * np.pi / rng.uniform(8, 64, (channels, waves))
+    phase = rng.uniform(0, 2 * np.pi, (channels, waves))
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+
+    def pattern(dx: float, dy: float):
+        xs, ys = x - dx, y - dy
+        image = np.zeros((channels, height, width))
+        for c in range(channels):
+            for k in range(waves):
+                image[c] += np.sin(freq[c, k] * (np.cos(angle[c, k]) * xs
+                                                 + np.sin(angle[c, k]) * ys) + phase[c, k])
+        return 0.5 + 0.45 * image / waves  # within [0.05, 0.95]
+
+    im1, im2 = pattern(0.0, 0.0), pattern(*SYNTHETIC_MOTION)
+    return [np.ascontiguousarray(np.broadcast_to(im, (n, channels, height, width)), np.float32)
+            for im in (im1, im2)]
