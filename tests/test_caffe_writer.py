@@ -383,6 +383,8 @@ SYNTHETIC = {
     "pad_reflect": (_pads("reflect", [0, 0, 1, 2, 0, 0, 2, 1]), [(1, 2, 5, 6)]),
     "pad_edge": (_pads("edge", [0, 0, 2, 0, 0, 0, 1, 3]), [(1, 2, 5, 6)]),
     "pad_constant_crop": (_pads("constant", [0, 1, -1, 2, 0, 0, 1, -2], 1.5), [(1, 2, 5, 6)]),
+    "pad_large_asymmetric": (_pads("constant", [0, 0, 0, 9, 0, 0, 12, 1], 0.5),
+                             [(1, 2, 5, 6)]),
     "shapes": (_shapes, [(1, 6, 4, 5)]),
     "depth_to_space": (lambda g, x: [g.op("DepthToSpace", [x], {"blocksize": 2}),
                                      g.op("DepthToSpace", [x], {"blocksize": 2, "mode": "CRD"})],
@@ -644,8 +646,8 @@ def test_cli_converts_torch7_to_caffe_and_verifies_layer_by_layer(shared_dir, ca
                                        "b_misc_edge_float.prototxt",
                                        "b_misc_edge_float.report.html",
                                        "b_misc_edge_float.report.json"]
-    again = _migrate("verify", model, str(out / "b_misc_edge_float.caffemodel"),
-                     str(out / "b_misc_edge_float.prototxt"))
+    again = _migrate("verify", model, str(out / "b_misc_edge_float.prototxt"),
+                     str(out / "b_misc_edge_float.caffemodel"))
     assert again.returncode == 0, again.stderr
     assert "outputs: max abs" in again.stdout and "OK" in again.stdout
 

@@ -31,6 +31,8 @@ from migrate.writers.caffe.net import MAX_MATERIALISED, NetBuilder, Shape
 
 # Slice/Concat constructions cut an axis into at most this many pieces
 MAX_PIECES = 4096
+# an explicit padding's one-hot kernel has at most this many taps (else 1x1 + crop)
+MAX_ONE_HOT = 49
 
 
 def power(net: NetBuilder, blob: str, *, power: float = 1.0, scale: float = 1.0,
@@ -197,7 +199,8 @@ def zero_pad_spatial(net: NetBuilder, blob: str, begins: Sequence[int], ends: Se
                      kind: str = "pad") -> str:
     """Zero padding of the two spatial axes of an NCHW blob (pads >= 0, any begin/end):
     a depthwise Convolution whose kernel is one-hot. With symmetric pad P and kernel
-    K = 2P - b - e + 1 holding its 1 at P - b, out[i] = x[i - b] exactly."""
+    K = 2P - b - e + 1 holding its 1 at P - b, out[i] = x[i - b] exactly. When the pads
+    differ a lot (a large kernel), a 1x1 kernel with P = max(b, e) and a crop instead."""
     n, c, h, w = net.shape(blob)
     kernel, pad, hot = [], [], []
     for b, e in zip(begins, ends, strict=True):
@@ -205,13 +208,22 @@ def zero_pad_spatial(net: NetBuilder, blob: str, begins: Sequence[int], ends: Se
         kernel.append(2 * p - b - e + 1)
         pad.append(p)
         hot.append(p - b)
+    large = kernel[0] * kernel[1] > MAX_ONE_HOT
+    if large:
+        kernel, hot = [1, 1], [0, 0]
     weight = np.zeros((c, 1, kernel[0], kernel[1]), np.float32)
     weight[:, 0, hot[0], hot[1]] = 1.0
     shape = (n, c, h + begins[0] + ends[0], w + begins[1] + ends[1])
-    return net.layer("Convolution", [blob], shape, kind=kind, blobs=[weight],
-                     convolution_param=conv_window(
-                         {"num_output": c, "group": c, "bias_term": False}, kernel, [1, 1],
-                         pad, [1, 1]))
+    if large:
+        shape = (n, c, h + 2 * pad[0], w + 2 * pad[1])
+    top = net.layer("Convolution", [blob], shape, kind=kind, blobs=[weight],
+                    convolution_param=conv_window(
+                        {"num_output": c, "group": c, "bias_term": False}, kernel, [1, 1],
+                        pad, [1, 1]))
+    if large:
+        top = crop(net, top, [0, 0, pad[0] - begins[0], pad[1] - begins[1]],
+                   [0, 0, pad[0] - ends[0], pad[1] - ends[1]], kind=f"{kind}_crop")
+    return top
 
 
 def conv_window(params: dict, kernel: Sequence[int], stride: Sequence[int],
