@@ -259,7 +259,8 @@ def pad_constant(net: NetBuilder, blob: str, begins: Sequence[int], ends: Sequen
     spatial = len(shape) == 4
     for axis in range(len(shape)):
         if (begins[axis] or ends[axis]) and not (spatial and axis >= 2):
-            if spatial and axis == 1:
+            channels = shape[1] + begins[1] + ends[1]
+            if spatial and axis == 1 and channels * shape[1] <= MAX_MATERIALISED:
                 blob = _pad_channels(net, blob, begins[1], ends[1], value, kind)
             else:
                 blob = _pad_with_blocks(net, blob, axis, begins[axis], ends[axis], value,
