@@ -396,6 +396,84 @@ def test_semantics_kept_exactly(tmp_path):
     assert_matches_pytorch(run_onnx(summary.outputs["onnx"], [x.numpy()])[0], expected)
 
 
+class SqueezeExcite(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.reduce = nn.Conv2d(channels, channels // 4, 1)
+        self.expand = nn.Conv2d(channels // 4, channels, 1)
+
+    def forward(self, x):
+        w = F.adaptive_avg_pool2d(x, 1)
+        return x * F.hardsigmoid(self.expand(F.silu(self.reduce(w))))
+
+
+class Blocks(nn.Module):
+    """Squeeze-excite, GroupNorm, InstanceNorm (a batch-statistics BatchNorm in PyTorch),
+    channel shuffle, chunk, reflection padding, PReLU, grouped transposed convolution
+    with output_padding, max over a dim, stack, softmax and log-softmax."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)
+        self.act = nn.Hardswish()
+        self.se = SqueezeExcite(8)
+        self.gn = nn.GroupNorm(2, 8)
+        self.inorm = nn.InstanceNorm2d(8, affine=True)
+        self.prelu = nn.PReLU(8)
+        self.deconv = nn.ConvTranspose2d(8, 8, 3, stride=2, padding=1, output_padding=1,
+                                         groups=2)
+        self.up = nn.Upsample(scale_factor=2)
+
+    def forward(self, x):
+        y = self.se(self.act(self.conv(x)))
+        y = self.gn(y) + self.inorm(y)
+        n, c, h, w = y.shape
+        shuffled = y.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+        a, b = torch.chunk(y, 2, dim=1)
+        z = torch.cat([a * 2 - 1, b / 3], 1) + shuffled
+        z = self.deconv(self.prelu(F.pad(z, (1, 1, 2, 0), mode="reflect")))
+        m = z.max(dim=1, keepdim=True)[0] + z.mean(1, keepdim=True)
+        return torch.stack([self.up(m).softmax(-1), F.log_softmax(self.up(m), 1)], 0)
+
+
+class Encoder(nn.Module):
+    """Embedding, a learned position table, two transformer encoder layers (multi-head
+    attention), causal and boolean-masked scaled_dot_product_attention."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(50, 32)
+        self.position = nn.Parameter(torch.randn(1, 6, 32))
+        layer = nn.TransformerEncoderLayer(32, 4, 64, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2)
+        mask = torch.rand(6, 6, generator=torch.Generator().manual_seed(2)) > 0.3
+        mask[:, 0] = True
+        self.register_buffer("mask", mask)
+        self.head = nn.Linear(32, 5)
+
+    def forward(self, ids):
+        h = self.encoder(self.embed(ids) + self.position)
+        q = h.view(2, 6, 4, 8).transpose(1, 2)
+        mixed = (F.scaled_dot_product_attention(q, q, q, is_causal=True)
+                 + F.scaled_dot_product_attention(q, q, q, attn_mask=self.mask))
+        return self.head(h + mixed.transpose(1, 2).reshape(2, 6, 32)).mean(1)
+
+
+@pytest.mark.parametrize("cls,x", [
+    (Blocks, example((2, 8, 10, 12))),
+    (Encoder, torch.randint(0, 50, (2, 6), generator=torch.Generator().manual_seed(3))),
+], ids=["blocks", "encoder"])
+def test_more_operators(cls, x):
+    """The common graph (run in onnxruntime) against PyTorch."""
+    from migrate.runtimes.ort.api import run_model
+
+    model = seeded(cls)
+    graph = migrate.load(model, example_inputs=(x,))
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert_matches_pytorch(run_model(graph, [x.numpy()]).outputs[0], expected)
+
+
 # -- layer keys -----------------------------------------------------------------------------
 
 def test_layer_keys_are_module_paths(cases):

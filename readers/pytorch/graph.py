@@ -117,10 +117,27 @@ def _check_shape(ctx: ExportContext, out: Any, where: str) -> None:
                               f"computes {list(expected)}", where=where)
 
 
-def unsupported_ops(graph: Any, keys: dict[str, tuple[str, str]]) -> list[str]:
+# sizes of the inputs: fixed numbers once the input shapes are (the graph is static)
+_STATIC_SIZES = {"aten.sym_size", "aten.sym_numel", "aten.sym_stride"}
+
+
+def input_dependent(graph: Any, user_inputs: set[str]) -> set[str]:
+    """Nodes whose value depends on the model's input values; all others are computed
+    here, by PyTorch, from weights and sizes (and need no converter)."""
+    dependent = set(user_inputs)
+    for node in graph.nodes:
+        if node.op != "call_function" or op_name(node.target) in _STATIC_SIZES:
+            continue
+        if any(arg.name in dependent for arg in node.all_input_nodes):
+            dependent.add(node.name)
+    return dependent
+
+
+def unsupported_ops(graph: Any, keys: dict[str, tuple[str, str]],
+                    dependent: set[str]) -> list[str]:
     found: dict[str, list[str]] = {}
     for node in graph.nodes:
-        if node.op != "call_function":
+        if node.op != "call_function" or node.name not in dependent:
             continue
         name = op_name(node.target)
         if lookup(name) is None and name not in _ARITHMETIC:
@@ -139,10 +156,12 @@ def convert_program(program: Any, input_shapes: Sequence[Sequence[int]] | None,
 
     graph = program.graph_module.graph
     keys = layer_keys(graph.nodes)
-    missing = unsupported_ops(graph, keys)
+    signature = program.graph_signature
+    user_inputs = {spec.arg.name for spec in signature.input_specs
+                   if spec.kind == InputKind.USER_INPUT}
+    missing = unsupported_ops(graph, keys, input_dependent(graph, user_inputs))
     if missing:
         raise UnsupportedError("PyTorch operators with no converter: " + "; ".join(missing))
-    signature = program.graph_signature
     specs = {spec.arg.name: spec for spec in signature.input_specs
              if hasattr(spec.arg, "name")}
     user = [spec for spec in signature.input_specs if spec.kind == InputKind.USER_INPUT]

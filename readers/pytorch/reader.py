@@ -197,15 +197,18 @@ def _prepare_traced(program: Any, what: str, notes: list[str]) -> Prepared:
                     _root_class(program), notes=notes)
 
 
+# Kept whole, not decomposed to core ATen: PyTorch decomposes these into index
+# arithmetic or long chains, while each is exactly one ONNX op (Resize, Pad with
+# reflect/edge, the attention formula: converters/).
+_KEEP_WHOLE = ("upsample", "reflection_pad", "replication_pad", "scaled_dot_product_attention")
+
+
 def _decomposition_table() -> dict:
-    """Core ATen, but interpolation kept whole: PyTorch decomposes bicubic, nearest-exact
-    and 1-D/3-D resizing into index arithmetic, while each is exactly one ONNX Resize
-    (converters/resize.py)."""
     import torch
 
     table = torch.export.default_decompositions()
     for op in list(table):
-        if "upsample" in str(op):
+        if any(name in str(op) for name in _KEEP_WHOLE):
             del table[op]
     return table
 

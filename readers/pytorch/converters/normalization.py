@@ -2,7 +2,6 @@
 
 import numpy as np
 
-from migrate.core.errors import UnsupportedError
 from migrate.readers.pytorch.context import Const, Unavailable
 from migrate.readers.pytorch.registry import converter
 
@@ -28,11 +27,49 @@ def batch_norm(ctx, x, weight, bias, running_mean, running_var, momentum, eps):
     return out, _STATS, _STATS
 
 
+def _batch_statistics(ctx, x, weight, bias, eps):
+    """Normalization by the batch's own statistics (per channel, over the batch and
+    spatial dims): a BatchNorm without running statistics, and InstanceNorm, which
+    PyTorch computes as such a BatchNorm over a batch of one (N*C channels)."""
+    shape = ctx.shape(x)
+    channels = shape[1]
+    if shape[0] == 1 and len(shape) >= 3:  # one sample: exactly an instance norm
+        return ctx.op("InstanceNormalization", [x, _ones_or(ctx, weight, x, channels, 1.0),
+                                                _ones_or(ctx, bias, x, channels, 0.0)],
+                      hint="norm", epsilon=float(eps))
+    axes = [0] + list(range(2, len(shape)))
+    mean = ctx.op("ReduceMean", [x], axes=axes, keepdims=1)
+    centered = ctx.op("Sub", [x, mean])
+    variance = ctx.op("ReduceMean", [ctx.op("Mul", [centered, centered])], axes=axes,
+                      keepdims=1)
+    deviation = ctx.op("Sqrt", [ctx.op("Add", [variance, ctx.scalar(float(eps), x)])])
+    out = ctx.op("Div", [centered, deviation], hint="norm")
+    per_channel = [channels] + [1] * (len(shape) - 2)
+    for op_type, param in (("Mul", weight), ("Add", bias)):
+        if isinstance(param, Const):
+            out = ctx.op(op_type, [out, Const(param.tensor.reshape(per_channel), param.name)])
+        elif param is not None:
+            out = ctx.op(op_type, [out, ctx.op("Reshape", [param, ctx.int64s(per_channel)])])
+    return out
+
+
 @converter("aten._native_batch_norm_legit", "aten.native_batch_norm",
-           "aten._native_batch_norm_legit_functional", "aten.batch_norm")
-def batch_norm_training(ctx, *args, **kwargs):
-    raise UnsupportedError("BatchNorm in training mode (statistics of the batch): call "
-                           "model.eval() before exporting")
+           "aten._native_batch_norm_legit_functional")
+def batch_norm_general(ctx, x, weight, bias, *rest):
+    """(input, weight, bias, running_mean, running_var, training, momentum, eps), or
+    without the running statistics (`.no_stats`): training=True means the batch's own
+    statistics (InstanceNorm, BatchNorm(track_running_stats=False)); a model in
+    training mode also updates its buffers, which the program's outputs then say."""
+    if len(rest) == 5:
+        running_mean, running_var, training, _, eps = rest
+    else:
+        (training, _, eps), running_mean, running_var = rest, None, None
+    count = 5 if "functional" in str(ctx.node.target) else 3
+    if training or running_mean is None:
+        out = _batch_statistics(ctx, x, weight, bias, eps)
+    else:
+        out = batch_norm(ctx, x, weight, bias, running_mean, running_var, 0.0, eps)[0]
+    return (out,) + (_STATS,) * (count - 1)
 
 
 @converter("aten.native_layer_norm")

@@ -1,7 +1,9 @@
 """Reductions: mean, sum, max, min over dims (adaptive_avg_pool2d(x, 1) arrives as a
 mean over the spatial dims: a global average pooling)."""
 
-from migrate.readers.pytorch.context import axis
+import onnx_ir as ir
+
+from migrate.readers.pytorch.context import Const, Unavailable, axis
 from migrate.readers.pytorch.registry import converter
 
 
@@ -49,3 +51,38 @@ def argmax(ctx, x, dim=None, keepdim=False):
         dim = 0
     return ctx.op(op_type, [x], axis=axis(int(dim), ctx.rank(x)), keepdims=int(bool(keepdim)),
                   select_last_index=0)
+
+
+_INDICES = Unavailable("the indices of max/min over a dim are not computed by the converted "
+                       "model (use torch.argmax / torch.argmin)")
+
+
+def _extreme(onnx_type: str, binary: str):
+    def convert(ctx, x, dim=None, keepdim=False):
+        if isinstance(dim, ir.Value | Const):  # max.other: element-wise
+            return ctx.op(binary, [x, dim])
+        if dim is None:  # over everything
+            return ctx.op(onnx_type, [x], axes=list(range(ctx.rank(x))), keepdims=0)
+        return ctx.op(onnx_type, [x], axes=_axes(ctx, x, dim),
+                      keepdims=int(bool(keepdim))), _INDICES
+
+    return convert
+
+
+converter("aten.max")(_extreme("ReduceMax", "Max"))
+converter("aten.min")(_extreme("ReduceMin", "Min"))
+
+
+def _logical(onnx_type: str):
+    """any / all: the max / min of the values as 0 and 1."""
+    def convert(ctx, x, dim=None, keepdim=False):
+        numbers = ctx.op("Cast", [x], to=int(ir.DataType.FLOAT))
+        reduced = ctx.op(onnx_type, [numbers], axes=_axes(ctx, x, dim),
+                         keepdims=int(bool(keepdim)))
+        return ctx.op("Cast", [reduced], to=int(ir.DataType.BOOL))
+
+    return convert
+
+
+converter("aten.any")(_logical("ReduceMax"))
+converter("aten.all")(_logical("ReduceMin"))
