@@ -1,0 +1,119 @@
+"""The whole command as a user times it, against copying the file.
+
+    python bench/bench_wall.py [--workdir DIR] [--runs 7]
+
+Runs, alternately and as separate processes timed by /usr/bin/time (page cache warm):
+
+    sh -c 'migrate vgg16.t7 -o out --to TARGET --no-verify && sync'
+    sh -c 'cat vgg16.t7 > copy.bin && sync'
+
+for TARGET in caffe2 and onnx, prints the medians (wall and CPU seconds), the ratios,
+the start-up times of `migrate --help` and `migrate inspect` on a small model, and what
+the machine was doing (load average, other busy processes) while it ran. Also: the CPU
+time apart from the copy for VGG-16 and for a model ten times smaller (it should be
+about the same: nothing may grow with the weights but the kernel's copy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from bench import models, t7write  # noqa: E402
+
+
+def _timed(command: str, cwd: str) -> tuple[float, float]:
+    """(wall, user + system CPU) seconds of one shell command, from /usr/bin/time."""
+    result = subprocess.run(["/usr/bin/time", "-f", "%e %U %S", "sh", "-c", command], cwd=cwd,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"failed: {command}\n{result.stderr}")
+    wall, user, system = (float(v) for v in result.stderr.strip().splitlines()[-1].split())
+    return wall, user + system
+
+
+def _ensure(path: str, make) -> str:
+    if not os.path.exists(path):
+        print(f"writing {path} ...", flush=True)
+        t7write.save(path + ".partial", make())
+        os.replace(path + ".partial", path)
+    return path
+
+
+def _load() -> str:
+    with open("/proc/loadavg") as fh:
+        one, five, fifteen = fh.read().split()[:3]
+    busy = subprocess.run(["ps", "-eo", "pcpu,comm", "--sort=-pcpu"], capture_output=True,
+                          text=True).stdout.splitlines()[1:6]
+    top = ", ".join(" ".join(line.split()[::-1]) for line in busy if float(line.split()[0]) > 5)
+    return f"load average {one} {five} {fifteen}; busiest: {top or 'nothing over 5% CPU'}"
+
+
+def compare(model: str, work: str, target: str, runs: int) -> dict:
+    migrate = shutil.which("migrate") or f"{sys.executable} -m migrate"
+    convert = f"{migrate} {model} -o out --to {target} --no-verify > /dev/null && sync"
+    copy = f"cat {model} > copy.bin && sync"
+    with open(model, "rb") as fh:  # warm the page cache
+        while fh.read(16 << 20):
+            pass
+    tool, floor = [], []
+    for _ in range(runs):  # alternate, so that both see the same machine
+        tool.append(_timed(convert, work))
+        floor.append(_timed(copy, work))
+        shutil.rmtree(os.path.join(work, "out"), ignore_errors=True)
+        os.unlink(os.path.join(work, "copy.bin"))
+    med = {k: statistics.median(v[i] for v in series) for k, series, i in (
+        ("tool_wall", tool, 0), ("tool_cpu", tool, 1), ("copy_wall", floor, 0),
+        ("copy_cpu", floor, 1))}
+    med["ratio"] = med["tool_wall"] / med["copy_wall"]
+    return med
+
+
+def startup(work: str, runs: int) -> dict:
+    migrate = shutil.which("migrate") or f"{sys.executable} -m migrate"
+    small = os.path.join(ROOT, "fixtures", "torch7", "a_lenet_float.t7")
+    helps = [_timed(f"{migrate} --help > /dev/null", work)[0] for _ in range(runs)]
+    inspects = [_timed(f"{migrate} inspect {small} > /dev/null", work)[0] for _ in range(runs)]
+    return {"help": statistics.median(helps), "inspect": statistics.median(inspects)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "migrate-bench"))
+    p.add_argument("--runs", type=int, default=7)
+    args = p.parse_args()
+    os.makedirs(args.workdir, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(ROOT, "migrate"),
+                    os.path.join(ROOT, "readers"), os.path.join(ROOT, "writers")], check=False)
+    big = _ensure(os.path.join(args.workdir, "vgg16.t7"), models.vgg16)
+    small = _ensure(os.path.join(args.workdir, "vgg16_small.t7"),
+                    lambda: models.vgg16(width=0.7, hidden=300))  # ~10x smaller weights
+    print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}; before: {_load()}")
+    print(f"model: {os.path.getsize(big):,} bytes (VGG-16); smaller: "
+          f"{os.path.getsize(small):,} bytes")
+    for target in ("caffe2", "onnx"):
+        result = compare(big, args.workdir, target, args.runs)
+        print(f"{target}: migrate {result['tool_wall']:.2f} s wall ({result['tool_cpu']:.2f} s "
+              f"CPU) vs copy {result['copy_wall']:.2f} s ({result['copy_cpu']:.2f} s CPU): "
+              f"ratio {result['ratio']:.2f} (target <= 1.2)")
+        smaller = compare(small, args.workdir, target, args.runs)
+        print(f"  CPU apart from the copy: VGG-16 {result['tool_cpu'] - result['copy_cpu']:.2f} s"
+              f", 10x smaller {smaller['tool_cpu'] - smaller['copy_cpu']:.2f} s")
+    times = startup(args.workdir, args.runs)
+    print(f"start-up: migrate --help {times['help']:.3f} s, migrate inspect (LeNet) "
+          f"{times['inspect']:.3f} s (target < 0.2 s)")
+    print(f"after: {_load()}")
+
+
+if __name__ == "__main__":
+    main()
