@@ -13,9 +13,6 @@ import onnx_ir as ir
 from migrate.core.errors import ConversionError
 from migrate.readers.torch7.registry import VALUE_RANGE, converter
 
-_INTEGER_TYPES = (ir.DataType.INT64, ir.DataType.INT32, ir.DataType.INT16, ir.DataType.INT8,
-                  ir.DataType.UINT8)
-
 
 def _claim_input(x, dtype, low, high):
     """Make an unread float model input an integer input holding values low..high."""
