@@ -199,6 +199,15 @@ class Lowering:
             stored = Stored(middle, plain)
             assert steps is not None
         tensor = stored.tensor
+        order = _last_axis_order(steps, tuple(stored_shape))
+        if order is not None and not tensor.is_const:
+            # only the channels change order (e.g. a channel shuffle): one GATHER of the
+            # last axis instead of reshape-transpose-reshape
+            tensor = self.reshape(tensor, stored_shape)
+            return self.emit("GATHER", [tensor, self.const(order.astype(np.int32), "order")],
+                             tuple(stored_shape), tensor.dtype, hint="shuffle",
+                             axis=len(stored_shape) - 1,
+                             reason=f"{self.where()}: {why or 'layout change'}")
         for kind, arg in steps:
             tensor = self._apply(tensor, kind, arg, why)
         return tensor
@@ -306,6 +315,25 @@ class Lowering:
             else:
                 return False
         return True
+
+
+def _last_axis_order(steps, target: tuple[int, ...]) -> np.ndarray | None:
+    """When a reshape-transpose-reshape plan only reorders the last axis: for each
+    position of the result's last axis, the position it comes from."""
+    if [kind for kind, _ in steps] != ["reshape", "transpose", "reshape"]:
+        return None
+    blocks, perm = steps[0][1], steps[1][1]
+    lead, product, k = int(np.prod(target[:-1])), 1, 0
+    while k < len(blocks) and product < lead:
+        product *= blocks[k]
+        k += 1
+    if product != lead or list(perm[:k]) != list(range(k)):
+        return None
+    trailing = blocks[k:]
+    moved = [p - k for p in perm[k:]]
+    if sorted(moved) != list(range(len(trailing))) or int(np.prod(trailing)) != target[-1]:
+        return None
+    return np.arange(int(np.prod(trailing))).reshape(trailing).transpose(moved).reshape(-1)
 
 
 def _expand(layout: Layout, extra: int) -> Layout:

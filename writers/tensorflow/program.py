@@ -88,6 +88,11 @@ class Program:
     def count(self, kind: str) -> int:
         return sum(1 for op in self.ops if op.kind == kind)
 
+    def reorders(self) -> list[str]:
+        """Channel reorders (e.g. channel shuffles) done as one Gather of the last axis."""
+        return [op.attrs["reason"] for op in self.ops
+                if op.kind == "GATHER" and "reason" in op.attrs]
+
     def transposes(self) -> list[str]:
         """One line per Transpose op left: which layer needs it and why."""
         return [op.attrs.get("reason", "layout change") for op in self.ops

@@ -32,6 +32,10 @@ def layout_notes(program: Program, keep: bool) -> list[str]:
     else:
         where = "channels last inside"
     reasons = program.transposes()
+    reorders = program.reorders()
+    if reorders:
+        where += (f"; {len(reorders)} channel reorder{'s' if len(reorders) > 1 else ''} "
+                  "(the source's Reshape-Transpose-Reshape) as one Gather each")
     if not reasons:
         return [f"layout: {where}; no Transpose op left"]
     counted: dict[str, int] = {}
@@ -60,6 +64,7 @@ def sidecar_content(program: Program, target: str, model_file: str, keep: bool,
         "inputs": [boundary(b) for b in program.input_boundaries],
         "outputs": [boundary(b) for b in program.output_boundaries],
         "transposes": program.transposes(),
+        "channel_reorders": program.reorders(),
         "layers": {path: view.to_json() for path, view in program.layers.items()},
     }
     data.update(extra or {})
