@@ -448,6 +448,7 @@ class Encoder(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, 2)
         mask = torch.rand(6, 6, generator=torch.Generator().manual_seed(2)) > 0.3
         mask[:, 0] = True
+        mask[3] = False  # a query that may attend to nothing: PyTorch gives it zeros
         self.register_buffer("mask", mask)
         self.head = nn.Linear(32, 5)
 
@@ -612,6 +613,9 @@ def checkpoint_dir(tmp_path_factory):
     lenet = seeded(models.LeNet)
     torch.save({"net": nn.DataParallel(lenet).state_dict(), "acc": 61.0},
                folder / "lenet_dp.t7")
+    # the format torch.save wrote before PyTorch 1.6 (not a zip)
+    torch.save(lenet.state_dict(), folder / "lenet_legacy.pth",
+               _use_new_zipfile_serialization=False)
     state = lenet.state_dict()
     state["fc3.weight"] = state.pop("fc2.weight")
     torch.save(state, folder / "lenet_renamed.pth")
@@ -647,16 +651,19 @@ def test_checkpoint_converts_to_every_target(checkpoint_dir, tmp_path, capsys, c
     assert {p: sha256(p) for p in hashes} == hashes, "a source file was written to"
 
 
-def test_checkpoint_of_dataparallel(checkpoint_dir, tmp_path, capsys):
+def test_checkpoint_of_dataparallel_and_pre_1_6_format(checkpoint_dir, tmp_path, capsys):
     folder, _, lenet = checkpoint_dir
-    rc = main([str(folder / "lenet_dp.t7"), "--model-class", f"{folder / 'models.py'}:LeNet",
-               "--input-shape", "2x3x32x32", "--to", "onnx", "-o", str(tmp_path)])
-    out = capsys.readouterr().out
-    assert rc == 0 and "'module.' prefix of DataParallel removed" in out, out
     x = example((2, 3, 32, 32))
     with torch.no_grad():
-        assert_matches_pytorch(run_onnx(str(tmp_path / "lenet_dp.onnx"), [x.numpy()])[0],
-                               lenet(x).numpy())
+        expected = lenet(x).numpy()
+    for name, note in (("lenet_dp.t7", "'module.' prefix of DataParallel removed"),
+                       ("lenet_legacy.pth", "weights from the checkpoint's state_dict")):
+        rc = main([str(folder / name), "--model-class", f"{folder / 'models.py'}:LeNet",
+                   "--input-shape", "2x3x32x32", "--to", "onnx", "-o", str(tmp_path)])
+        out = capsys.readouterr().out
+        assert rc == 0 and note in out, out
+        written = str(tmp_path / (os.path.splitext(name)[0] + ".onnx"))
+        assert_matches_pytorch(run_onnx(written, [x.numpy()])[0], expected)
 
 
 def _error(capsys, *argv: str) -> str:

@@ -229,7 +229,8 @@ def _placeholder(program, node, spec, builder: GraphBuilder, input_shapes, index
         _, dtype = _tensor_meta(node)
         value = builder.add_input(node.name, shape, ir_dtype(dtype))
         inputs.append(InputInfo(node.name, shape, dtype=str(dtype).replace("torch.", ""),
-                                layout="NCHW" if len(shape) == 4 else ""))
+                                layout="NCHW" if len(shape) == 4 else "",
+                                value_range=_index_range(program, node)))
         return value
     if spec.kind == InputKind.PARAMETER:
         return Const(program.state_dict[spec.target], spec.target)
@@ -240,6 +241,17 @@ def _placeholder(program, node, spec, builder: GraphBuilder, input_shapes, index
         return Const(program.constants[spec.target], spec.target)
     raise UnsupportedError(f"the program takes a {spec.kind.name.lower()} input "
                            f"('{node.name}'), which no target here expresses")
+
+
+def _index_range(program, node) -> tuple[int, int] | None:
+    """Word indices into an nn.Embedding: the rows it has (what a test input may hold)."""
+    for user in node.users:
+        if op_name(user.target) == "aten.embedding" and user.args[1] is node:
+            weight = user.args[0]
+            val = weight.meta.get("val") if hasattr(weight, "meta") else None
+            if val is not None and type(val.shape[0]) is int:
+                return 0, int(val.shape[0]) - 1
+    return None
 
 
 def _outputs(node, env, output_specs, kinds) -> list[Any]:
