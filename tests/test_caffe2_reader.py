@@ -254,3 +254,37 @@ def test_broken_netdefs_are_migrate_errors(pair):
         open(predict, "wb").write(damaged)
         with pytest.raises(MigrateError):
             read_source([init, predict], ConvertOptions(input_shapes=[[1, 8, 24, 32]]))
+
+
+# -- to the other targets ---------------------------------------------------------------------
+
+OTHER_TARGETS = ["pytorch", "caffe", "tflite"]
+
+
+@pytest.mark.caffe2
+@pytest.mark.parametrize("target", OTHER_TARGETS)
+@pytest.mark.parametrize("name", PAIRS)
+def test_pairs_to_every_target_reproduce_caffe2(name, target, pairs, tmp_path):
+    """Each pair real Caffe2 made, to the other targets, run in their real runtimes."""
+    from migrate.core.registry import WRITERS
+    from migrate.verify.layerwise import run_files, runtime_missing
+
+    folder, made = pairs
+    if name not in made:
+        pytest.skip("no Caffe runtime: caffe_translator needs caffe.proto.caffe_pb2")
+    writer = WRITERS.get(target)
+    why = runtime_missing(writer.runtime)
+    if why is not None:
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    inputs, expected = _io(folder, name)
+    paths = [os.path.join(folder, f"{name}_init_net.pb"),
+             os.path.join(folder, f"{name}_predict_net.pb")]
+    source = read_source(paths, ConvertOptions(input_shapes=[a.shape for a in inputs]))
+    optimize(source.model)
+    files = writer.load().write(source.model, str(tmp_path), name,
+                                WriteOptions(source=source)).files
+    got = run_files(writer.runtime, files, inputs, layers=False).outputs
+    result = compare(got, expected, ATOL, RTOL)
+    assert result.passed, result.describe()

@@ -33,6 +33,7 @@ from migrate.core.formats.caffe2 import layer_key
 from migrate.core.formats.caffe2_pb2 import NetDef, OperatorDef
 from migrate.core.graph import GraphBuilder, static_shape
 from migrate.core.model import InputInfo, ReadOptions, SourceModel
+from migrate.core.passes.fold import fold_constants
 from migrate.readers.caffe2.loader import LoadedNet, argument_map, load_net
 from migrate.readers.caffe2.registry import lookup
 
@@ -348,7 +349,9 @@ def build_graph(predict: NetDef, weights: dict[str, np.ndarray], shapes: list[li
             raise CorruptFileError(f"external_output '{blob}' is never produced")
         outputs.append(value_of(blob, len(predict.op)))
     builder.set_outputs(outputs)
-    return builder.model(), ctx.notes, converted
+    model = builder.model()
+    fold_constants(model)  # e.g. a Reshape of a weight: a constant for every target
+    return model, ctx.notes, converted
 
 
 def _guess_and_build(predict: NetDef, weights: dict[str, np.ndarray], inputs: list[str],

@@ -51,7 +51,10 @@ def prelu(ctx, op, inputs):
     rank = len(ctx.shape(x))
     size = int(np.prod(ctx.shape(slope)))
     if size > 1 and ctx.order() == "NCHW" and rank > 2:
-        slope = ctx.op("Reshape", [slope, ctx.int64s([size] + [1] * (rank - 2))])
+        shape = [size] + [1] * (rank - 2)
+        array = ctx.constant_of(slope)
+        slope = ctx.const(array.reshape(shape), "slope") if array is not None else ctx.op(
+            "Reshape", [slope, ctx.int64s(shape)])
     return [ctx.op("PRelu", [x, slope], hint="prelu")]
 
 
