@@ -11,7 +11,9 @@ clamped into the image first (border padding). This is the arithmetic of Torch7'
 stnbhwd BilinearSamplerBHWD and of ONNX GridSample. The pixel index n*H*W + y*W + x
 is computed in float32 (exact below 2^24 pixels) and cast to int64 only for the
 Gather, so the init net holds float32 parameters alone (mobile-ready); larger
-images compute it in int64.
+images compute it in int64. One image (N = 1) is gathered from plane by plane (index
+y*W + x into each channel's H*W values), which needs no NHWC copy of the image or
+of the result.
 """
 
 import numpy as np
@@ -45,16 +47,27 @@ def grid_sample(w, node):
         return w.param(np.asarray(value, dtype).reshape(-1), blob(suffix))
 
     one = const(1.0, "one")
-    w.emit("Transpose", [w.blob(image)], [blob("nhwc")], axes=[0, 2, 3, 1])
-    w.emit("Reshape", [blob("nhwc")], [blob("pixels"), blob("pixels_old_shape")],
-           shape=[n * height * width, c])
+    # One image: each channel's plane is gathered from directly (no layout change).
+    # Several: a table of pixels (NHWC rows), offset per image.
+    planar = n == 1
+    if planar:
+        w.emit("Reshape", [w.blob(image)], [blob("pixels"), blob("pixels_old_shape")],
+               shape=[c, height * width])
+    else:
+        w.emit("Transpose", [w.blob(image)], [blob("nhwc")], axes=[0, 2, 3, 1])
+        w.emit("Reshape", [blob("nhwc")], [blob("pixels"), blob("pixels_old_shape")],
+               shape=[n * height * width, c])
 
     def coordinate(axis, size):
         """Pixel coordinate along one axis (0: x from grid[..., 0], 1: y), its floor and
         the two interpolation weights."""
         tag = "xy"[axis]
         ends = [-1, -1, -1, axis + 1]
-        w.emit("Slice", [w.blob(grid)], [blob(f"g{tag}")], starts=[0, 0, 0, axis], ends=ends)
+        sliced = blob(f"g{tag}_nhw1" if planar else f"g{tag}")
+        w.emit("Slice", [w.blob(grid)], [sliced], starts=[0, 0, 0, axis], ends=ends)
+        if planar:  # 1 x 1 x h x w: broadcasts over the channels of 1 x C x h x w
+            w.emit("Reshape", [sliced], [blob(f"g{tag}"), blob(f"g{tag}_old_shape")],
+                   shape=[1, 1, out_h, out_w])
         w.emit("Add", [blob(f"g{tag}"), one], [blob(f"{tag}_plus1")])
         if align:
             w.emit("Scale", [blob(f"{tag}_plus1")], [blob(f"{tag}_scaled")], scale=float(size - 1))
@@ -96,21 +109,27 @@ def grid_sample(w, node):
     row = const(width, "row", index_dtype)
     w.emit("Mul", [index("y", 0), row], [blob("y0_row")])
     w.emit("Mul", [index("y", 1), row], [blob("y1_row")])
-    offsets = (np.arange(n, dtype=index_dtype) * height * width).reshape(n, 1, 1, 1)
-    w.param(offsets, blob("image_offset"))
+    if not planar:
+        offsets = (np.arange(n, dtype=index_dtype) * height * width).reshape(n, 1, 1, 1)
+        w.param(offsets, blob("image_offset"))
     terms = []
     for ky in (0, 1):
         for kx in (0, 1):
             corner = f"c{ky}{kx}"
             w.emit("Add", [blob(f"y{ky}_row"), index("x", kx)], [blob(f"{corner}_in_image")])
-            at = f"{corner}_at" if index_type == FLOAT else f"{corner}_index"
-            w.emit("Add", [blob(f"{corner}_in_image"), blob("image_offset")], [blob(at)])
+            at = blob(f"{corner}_in_image")
+            if not planar:
+                w.emit("Add", [at, blob("image_offset")], [blob(f"{corner}_at")])
+                at = blob(f"{corner}_at")
             if index_type == FLOAT:
-                w.emit("Cast", [blob(at)], [blob(f"{corner}_index")], to=INT64)
-            w.emit("Gather", [blob("pixels"), blob(f"{corner}_index")], [blob(f"{corner}_rows")])
+                w.emit("Cast", [at], [blob(f"{corner}_index")], to=INT64)
+                at = blob(f"{corner}_index")
+            # planar: C x (1 x 1 x h x w) values; else (n x h x w x 1) rows of C values
+            w.emit("Gather", [blob("pixels"), at], [blob(f"{corner}_rows")],
+                   axis=1 if planar else None)
             w.emit("Reshape", [blob(f"{corner}_rows")],
                    [blob(f"{corner}_values"), blob(f"{corner}_old_shape")],
-                   shape=[n, out_h, out_w, c])
+                   shape=[1, c, out_h, out_w] if planar else [n, out_h, out_w, c])
             w.emit("Mul", [blob(f"x_w{kx}"), blob(f"y_w{ky}")], [blob(f"{corner}_weight")])
             weight = blob(f"{corner}_weight")
             if padding == "zeros":
@@ -120,6 +139,9 @@ def grid_sample(w, node):
                 weight = blob(f"{corner}_masked")
             w.emit("Mul", [blob(f"{corner}_values"), weight], [blob(f"{corner}_term")])
             terms.append(blob(f"{corner}_term"))
-    w.emit("Sum", terms, [blob("nhwc_out")])
-    w.emit("Transpose", [blob("nhwc_out")], [name], axes=[0, 3, 1, 2])
+    if planar:
+        w.emit("Sum", terms, [name])
+    else:
+        w.emit("Sum", terms, [blob("nhwc_out")])
+        w.emit("Transpose", [blob("nhwc_out")], [name], axes=[0, 3, 1, 2])
     w.bind(node.outputs[0], name)
