@@ -196,6 +196,100 @@ def test_onnx_light_model_in_tensorflow_matches_stored_output(name, light_tf):
     _check(light_tf, name)
 
 
+# -- Caffe and PyTorch sources --------------------------------------------------------------
+
+CAFFE = os.path.join(REAL_DIR, "caffe")
+CAFFE_NETS = {"lenet": ("lenet/lenet.prototxt", "lenet/lenet_iter_10000.caffemodel"),
+              "cifar10": ("cifar10/cifar10_quick.prototxt",
+                          "cifar10/cifar10_quick_iter_5000.caffemodel"),
+              **{f"det{i}": (f"mtcnn/det{i}.prototxt", f"mtcnn/det{i}.caffemodel")
+                 for i in (1, 2, 3)}}
+# the PyTorch issue's test models (tests/test_pytorch_reader.py) that LiteRT can run: the MLP
+# uses GELU (erf, no LiteRT builtin), the semantics model bicubic resizing
+PYTORCH_MODELS = ["resnet18", "mobilenetv2", "vgg11_bn", "unet"]
+
+
+def _convert_sources(target: str, api, sources, out_dir: str) -> dict:
+    """name -> (files, notes, RunResult, expected) for (name, source, read options,
+    inputs, expected) sources read by the project's readers."""
+    if target == "tflite":
+        from migrate.writers.tensorflow import tflite_writer as writer
+    else:
+        from migrate.writers.tensorflow import savedmodel_writer as writer
+    results = {}
+    for name, source, options, inputs, expected in sources:
+        try:
+            model = read_source(source, options).model
+            optimize(model)
+            written = _convert(writer, model, out_dir, name)
+            results[name] = (written.files, written.notes, api.run(written.files, inputs),
+                             expected)
+        except Exception as exc:  # reported by the test of that model
+            results[name] = exc
+    return results
+
+
+def _caffe_sources():
+    if importlib.util.find_spec("migrate.readers.caffe") is None:
+        pytest.skip("the Caffe reader is not in this tree")
+    found = []
+    for name, files in CAFFE_NETS.items():
+        refs = np.load(os.path.join(CAFFE, "refs", f"{name}.npz"))
+        x = refs["__input__"]
+        paths = [os.path.join(CAFFE, f) for f in files]
+        model = read_source(paths, ConvertOptions(input_shapes=[x.shape])).model
+        expected = [refs[v.name] for v in model.graph.outputs]
+        found.append((name, paths, ConvertOptions(input_shapes=[x.shape]), [x], expected))
+    return found
+
+
+def _pytorch_sources():
+    if importlib.util.find_spec("migrate.readers.pytorch") is None:
+        pytest.skip("the PyTorch reader is not in this tree")
+    torch = pytest.importorskip("torch")
+    from test_pytorch_reader import MODELS, example, seeded
+
+    found = []
+    for name in PYTORCH_MODELS:
+        cls, shape = MODELS[name]
+        module, x = seeded(cls), example(shape)
+        with torch.no_grad():
+            expected = [module(x).numpy()]
+        found.append((name, module, ConvertOptions(example_inputs=(x,)), [x.numpy()],
+                      expected))
+    return found
+
+
+@pytest.fixture(scope="module")
+def caffe_results(shared_dir, litert, tensorflow, tmp_path_factory):
+    sources = _caffe_sources()
+    out = str(tmp_path_factory.mktemp("caffe"))
+    return {"litert": _convert_sources("tflite", litert, sources, out),
+            "tf": _convert_sources("tf", tensorflow, sources, out)}
+
+
+@pytest.fixture(scope="module")
+def pytorch_results(litert, tensorflow, tmp_path_factory):
+    sources = _pytorch_sources()
+    out = str(tmp_path_factory.mktemp("pytorch"))
+    return {"litert": _convert_sources("tflite", litert, sources, out),
+            "tf": _convert_sources("tf", tensorflow, sources, out)}
+
+
+@pytest.mark.parametrize("runtime", ["litert", "tf"])
+@pytest.mark.parametrize("name", list(CAFFE_NETS))
+def test_real_caffe_model_matches_real_caffe(name, runtime, caffe_results):
+    _check(caffe_results[runtime], name)
+    if runtime == "litert":
+        assert _transposes(caffe_results[runtime][name][0]["tflite"]) == 0
+
+
+@pytest.mark.parametrize("runtime", ["litert", "tf"])
+@pytest.mark.parametrize("name", PYTORCH_MODELS)
+def test_pytorch_model_matches_pytorch(name, runtime, pytorch_results):
+    _check(pytorch_results[runtime], name)
+
+
 # -- layers ---------------------------------------------------------------------------------
 
 def _layer_reference(path: str, inputs):

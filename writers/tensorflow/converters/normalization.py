@@ -110,3 +110,40 @@ def instance_normalization(ctx, node):
     y = ctx.emit("MUL", [y, gamma], shape, hint="scaled")
     y = ctx.emit("ADD", [y, beta], shape, hint="instance_norm")
     ctx.bind_permuted(node.outputs[0], y, perm)
+
+
+@op_lowering("LayerNormalization")
+def layer_normalization(ctx, node):
+    """(x - mean) / sqrt(var + eps) * scale + bias over the axes from `axis` on."""
+    value = node.inputs[0]
+    rank = len(ctx.shape(value))
+    axis = node.attributes.get_int("axis", -1)
+    axis = axis + rank if axis < 0 else axis
+    eps = node.attributes.get_float("epsilon", 1e-5)
+    x, perm = ctx.permutation(value)
+    shape = x.shape
+    axes = sorted(perm.index(a) for a in range(axis, rank))
+    reduced = tuple(1 if j in axes else d for j, d in enumerate(shape))
+    axes_t = ctx.int32s(axes, "axes")
+    mean = ctx.emit("MEAN", [x, axes_t], reduced, hint="mean", keep_dims=True, axes=tuple(axes))
+    centred = ctx.emit("SUB", [x, mean], shape, hint="centred")
+    square = ctx.emit("MUL", [centred, centred], shape, hint="square")
+    var = ctx.emit("MEAN", [square, axes_t], reduced, hint="var", keep_dims=True,
+                   axes=tuple(axes))
+    var = ctx.emit("ADD", [var, ctx.const(np.asarray(eps, np.float32), "epsilon")], reduced,
+                   hint="var")
+    y = ctx.emit("MUL", [centred, ctx.emit("RSQRT", [var], reduced, hint="inv_std")], shape,
+                 hint="normalized")
+    for index, role, kind in ((1, "gamma", "MUL"), (2, "beta", "ADD")):
+        if len(node.inputs) <= index or node.inputs[index] is None:
+            continue
+        param = np.asarray(ctx.require_const(node.inputs[index], f"LayerNormalization's "
+                                             f"{role}"), np.float32)
+        full = param.reshape((1,) * (rank - param.ndim) + param.shape).transpose(perm)
+        while full.ndim > 1 and full.shape[0] == 1:
+            full = full[0]
+        y = ctx.emit(kind, [y, ctx.const(np.ascontiguousarray(full), role, role)], shape,
+                     hint="layer_norm")
+    if len(node.outputs) > 1 and any(o is not None and o.uses() for o in node.outputs[1:]):
+        raise ctx.error("LayerNormalization's mean / inverse std outputs are not supported")
+    ctx.bind_permuted(node.outputs[0], y, perm)
