@@ -178,13 +178,19 @@ def test_gather_warp_matches_real_torch7(spynet):
 
 
 @pytest.mark.parametrize("t", TYPES)
-def test_every_level_matches_real_torch7_in_pytorch(t, spynet, tmp_path):
+def test_every_level_matches_real_torch7_in_pytorch(t, spynet, tmp_path, capsys):
+    """Also the command's own check (--report): PyTorch against the source graph in
+    onnxruntime, every level's steps, on its synthetic moving pair."""
     if WRITERS.get("pytorch") is None or runtime_missing("torch"):
         pytest.skip("no PyTorch writer or runtime here")
-    assert convert(t, "pytorch", str(tmp_path), "--no-verify") == 0
+    assert convert(t, "pytorch", str(tmp_path), "--report") == 0
+    printed = capsys.readouterr().out
+    assert "level4.warp (nn.BilinearSamplerBHWD)" in printed
+    assert "every layer within" in printed and "synthetic 128x160 image pair" in printed
+    assert glob.glob(str(tmp_path / "*.report.html"))
     files = {"code": glob.glob(str(tmp_path / "*.py"))[0],
              "weights": glob.glob(str(tmp_path / "*.safetensors"))[0],
-             "meta": glob.glob(str(tmp_path / "*.json"))[0]}
+             "meta": [p for p in glob.glob(str(tmp_path / "*.json")) if ".report." not in p][0]}
     check_against_torch7(t, run_files("torch", files, images(t), layers=True), "PyTorch")
 
 

@@ -49,12 +49,19 @@ def split_pair(ctx: BuildContext, images: ir.Value) -> tuple[ir.Value, ir.Value]
     return node.outputs[0], node.outputs[1]
 
 
-def pixel_grid(height: int, width: int) -> np.ndarray:
-    """1x2xhxw: every output pixel's own coordinates (x, then y), 0-based."""
-    grid = np.empty((1, 2, height, width), np.float32)
-    grid[0, 0] = np.arange(width, dtype=np.float32)[None, :]
-    grid[0, 1] = np.arange(height, dtype=np.float32)[:, None]
-    return grid
+def sample_points(ctx: BuildContext, flow: ir.Value) -> ir.Value:
+    """p + flow(p) in pixels (x, then y; 0-based), as the CUDA kernel's xf + xOut.
+
+    The pixel coordinates are added as a row of x (1x2x1xw, zero in the y channel) and
+    a column of y (1x2xhx1, zero in the x channel): the same sums as one 1x2xhxw grid
+    (adding zero is exact) with constants of h + w values, not h * w."""
+    _, _, height, width = ctx.shape(flow)
+    columns = np.zeros((1, 2, 1, width), np.float32)
+    columns[0, 0, 0] = np.arange(width, dtype=np.float32)
+    rows = np.zeros((1, 2, height, 1), np.float32)
+    rows[0, 1, :, 0] = np.arange(height, dtype=np.float32)
+    at_x = ctx.op("Add", [flow, ctx.const(columns, "pixel_x")], hint="sample_x")
+    return ctx.op("Add", [at_x, ctx.const(rows, "pixel_y")], hint="sample_at")
 
 
 def warp_gridsample(ctx: BuildContext, image: ir.Value, flow: ir.Value) -> ir.Value:
@@ -63,8 +70,7 @@ def warp_gridsample(ctx: BuildContext, image: ir.Value, flow: ir.Value) -> ir.Va
     padding and align_corners=1 once the pixel coordinates are normalised to [-1, 1]
     (2 x / (w - 1) - 1; clamping before or after interpolating gives the same values)."""
     _, _, height, width = ctx.shape(image)
-    points = ctx.op("Add", [flow, ctx.const(pixel_grid(height, width), "pixel_grid")],
-                    hint="sample_at")
+    points = sample_points(ctx, flow)
     to_unit = np.asarray([2.0 / (width - 1), 2.0 / (height - 1)], np.float32).reshape(1, 2, 1, 1)
     scaled = ctx.op("Mul", [points, ctx.const(to_unit, "to_unit")], hint="sample_scaled")
     unit = ctx.op("Sub", [scaled, ctx.scalar(1.0, "one")], hint="sample_unit")
@@ -82,8 +88,7 @@ def warp_gather(ctx: BuildContext, image: ir.Value, flow: ir.Value) -> ir.Value:
     A right or bottom neighbour past the edge has weight 0 (its index is clamped).
     """
     n, channels, height, width = ctx.shape(image)
-    points = ctx.op("Add", [flow, ctx.const(pixel_grid(height, width), "pixel_grid")],
-                    hint="sample_at")
+    points = sample_points(ctx, flow)
     node = ctx.builder.op("Split", [points, ctx.int64s([1, 1], "split")], {"axis": 1},
                           num_outputs=2, hint="sample_xy").producer()
     one = ctx.scalar(1.0, "one")
