@@ -123,11 +123,14 @@ def _input_entry(info: InputInfo, batched: bool) -> dict:
     return entry
 
 
-def _layer_entry(g: CodeGen, loc: Located, lines: list[int]) -> dict:
+def _layer_entry(g: CodeGen, loc: Located, lines: list[tuple[int, int]]) -> dict:
     if loc.input is not None:
         return {"input": loc.input}
     assert loc.statement is not None
-    entry: dict = {"line": lines[loc.statement], "variable": loc.var}
+    first, last = lines[loc.statement]
+    entry: dict = {"line": first, "variable": loc.var}
+    if last != first:
+        entry["end_line"] = last
     if loc.item is not None:
         entry["item"] = loc.item
     module = g.body[loc.statement].module
@@ -138,14 +141,40 @@ def _layer_entry(g: CodeGen, loc: Located, lines: list[int]) -> dict:
 
 # -- the file ------------------------------------------------------------------------------
 
+def _wrapped(code: str, indent: str) -> list[str]:
+    """A statement longer than a line, its call's arguments on continuation lines
+    (broken after a comma, inside the outermost parentheses)."""
+    if len(indent + code) <= LINE_LENGTH or "(" not in code:
+        return [indent + code]
+    head, _, rest = code.partition("(")
+    lines, current = [f"{indent}{head}("], indent + "    "
+    depth, piece = 0, ""
+    for char in rest:
+        piece += char
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if char == "," and depth == 0:
+            if len(current + piece) > LINE_LENGTH and current.strip():
+                lines.append(current.rstrip())
+                current = indent + "    " + piece.lstrip()
+            else:
+                current += piece
+            piece = ""
+    if len(current + piece) > LINE_LENGTH and current.strip():
+        lines.append(current.rstrip())
+        current = indent + "    " + piece.lstrip()
+    else:
+        current += piece
+    lines.append(current)
+    return lines
+
+
 def _with_comment(code: str, comment: str, indent: str) -> list[str]:
     """One statement, its source layer named after it, or above it when too long."""
-    if not comment:
-        return [indent + code]
-    line = f"{indent}{code}  # {comment}"
-    if len(line) <= LINE_LENGTH:
-        return [line]
-    return [f"{indent}# {comment}", indent + code]
+    if comment and len(f"{indent}{code}  # {comment}") <= LINE_LENGTH:
+        return [f"{indent}{code}  # {comment}"]
+    above = [f"{indent}# {comment}"] if comment else []
+    return above + _wrapped(code, indent)
 
 
 def _shape_text(shape) -> str:
@@ -197,7 +226,7 @@ def _example(info: InputInfo) -> str:
 
 
 def _assemble(g: CodeGen, source: SourceModel | None, infos: list[InputInfo],
-              returned: list[str]) -> tuple[str, list[int]]:
+              returned: list[str]) -> tuple[str, list[tuple[int, int]]]:
     """The file's text, and the file line of every forward statement."""
     body_text = [s.code for s in g.body]
     uses_f = any("F." in line for line in body_text)
@@ -217,16 +246,18 @@ def _assemble(g: CodeGen, source: SourceModel | None, infos: list[InputInfo],
     arguments = ", ".join(f"{a}: torch.Tensor" for a in g.arguments)
     result = "torch.Tensor" if len(returned) == 1 else \
         f"tuple[{', '.join(['torch.Tensor'] * len(returned))}]"
-    signature = f"    def forward(self, {arguments}) -> {result}:"
-    if len(signature) > LINE_LENGTH:
-        signature = f"    def forward(self, {', '.join(g.arguments)}):"
-    out += ["", signature]
+    signature = [f"    def forward(self, {arguments}) -> {result}:"]
+    if len(signature[0]) > LINE_LENGTH:
+        signature = ["    def forward(", f"{INDENT}self, {arguments}", f"    ) -> {result}:"]
+    out += ["", *signature]
     lines = []
     for statement in g.body:
         block = _with_comment(statement.code, statement.comment, INDENT)
-        out += block[:-1]
-        lines.append(len(out) + 1)  # 1-based line of the statement itself
-        out.append(block[-1])
+        comments = 1 if statement.comment and block[0].lstrip().startswith("# ") else 0
+        out += block[:comments]
+        # 1-based first and last line of the statement itself
+        lines.append((len(out) + 1, len(out) + len(block) - comments))
+        out += block[comments:]
     out.append(f"{INDENT}return {', '.join(returned)}")
     examples = ", ".join(_example(i) for i in infos)
     out += ["", "", "def load_model(weights: str = WEIGHTS) -> Model:",

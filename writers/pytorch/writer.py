@@ -161,8 +161,9 @@ def write(model: ir.Model, out_dir: str, stem: str, options: WriteOptions) -> Wr
 
 
 def recognize(paths: list[str]) -> dict[str, str] | None:
-    """STEM.py + STEM.safetensors + STEM.json as this writer wrote them (any order)."""
-    if len(paths) != 3:
+    """STEM.py + STEM.safetensors + STEM.json as this writer wrote them (any order), and
+    the STEM.pt2 of --pytorch-export if given too."""
+    if len(paths) not in (3, 4):
         return None
     found: dict[str, str] = {}
     for path in paths:
@@ -174,7 +175,10 @@ def recognize(paths: list[str]) -> dict[str, str] | None:
             found["code"] = path
         elif len(head) >= 9 and head[8:9] == b"{":
             found["weights"] = path
-    return found if len(found) == 3 else None
+        elif head[:2] == b"PK":  # a zip: torch.export.save's archive
+            found["program"] = path
+    complete = {"code", "weights", "meta"} <= set(found)
+    return found if complete and len(found) == len(paths) else None
 
 
 def _read_all_small(path: str, head: bytes, limit: int = 1 << 22) -> bytes:

@@ -165,7 +165,10 @@ def _layer_nodes(graph_module, layers: dict[str, dict]) -> dict[str, Any]:
             by_line.setdefault(line, []).append(node)
     found = {}
     for path, entry in layers.items():
-        nodes = by_line.get(entry.get("line", -1))
+        first = entry.get("line", -1)
+        # a statement wrapped over several lines: its nodes carry any of those lines
+        nodes = [n for line in range(first, entry.get("end_line", first) + 1)
+                 for n in by_line.get(line, [])]
         if not nodes:
             continue
         item = entry.get("item")

@@ -52,6 +52,8 @@ def binary(g: CodeGen, node) -> None:
     right = operand(g, b, a, out, kind)
     if node.op_type == "Pow" and right.endswith(".0") and right[:-2].lstrip("-").isdigit():
         right = right[:-2]  # x ** 2: integer powers as a person writes them
+    if symbol in "+-" and right.startswith("(-"):  # x - 0.2 rather than x + (-0.2): exact
+        symbol, right = ("-" if symbol == "+" else "+"), right[2:-1]
     g.emit(f"{left} {symbol} {right}", comment=True)
 
 

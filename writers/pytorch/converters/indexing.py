@@ -128,3 +128,13 @@ def grid_sample(g: CodeGen, node) -> None:
     align = bool(node.attributes.get_int("align_corners", 0))
     g.emit(f'F.grid_sample({g.ref(x)}, {g.ref(grid)}, mode="{_SAMPLING[mode]}", '
            f'padding_mode="{padding}", align_corners={align})', comment=True)
+
+
+@op_converter("ScatterND")
+def scatter_nd(g: CodeGen, node) -> None:
+    data, indices, updates = node.inputs[:3]
+    if node.attributes.get_string("reduction", "none") != "none":
+        raise ConversionError("ScatterND with a reduction has no PyTorch equivalent here")
+    # indices (..., k) address the first k dims: index_put with one index tensor per dim
+    g.emit(f"torch.index_put({g.ref(data, 'table')}, {g.ref(indices, 'indices')}.unbind(-1), "
+           f"{g.ref(updates, 'updates')})", comment=True)
