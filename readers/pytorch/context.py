@@ -37,7 +37,7 @@ class Const:
 def tensor_array(tensor: Any) -> np.ndarray:
     import torch
 
-    tensor = tensor.detach()
+    tensor = tensor.detach().cpu()
     if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16: exact in float32
         tensor = tensor.float()
     if tensor.is_conj() or tensor.is_neg():

@@ -227,6 +227,10 @@ def _placeholder(program, node, spec, builder: GraphBuilder, input_shapes, index
     if spec is None or spec.kind == InputKind.USER_INPUT:
         shape = _input_shape(node, input_shapes[index] if input_shapes is not None else None)
         _, dtype = _tensor_meta(node)
+        if str(dtype) == "torch.bfloat16":
+            raise UnsupportedError(f"input '{node.name}' is bfloat16: the model computes in "
+                                   "bfloat16, which no target here runs; convert "
+                                   "model.float() with float32 inputs")
         value = builder.add_input(node.name, shape, ir_dtype(dtype))
         inputs.append(InputInfo(node.name, shape, dtype=str(dtype).replace("torch.", ""),
                                 layout="NCHW" if len(shape) == 4 else "",
