@@ -795,3 +795,15 @@ def test_without_torch_the_error_says_what_to_install(program_file, tmp_path):
     assert result.returncode == 2, result.stderr
     assert "pip install 'torch7-migrate[torch]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_fuzzed_pytorch_files_fail_cleanly():
+    """bench/fuzz.py's PyTorch seeds (a .pt2 and a ckpt.t7 with its model code) damaged
+    at random: only our own errors, no hang, bounded memory (about 20 s)."""
+    from bench.fuzz import run_fuzz
+
+    stats = run_fuzz(20, seed=20261125, shared="", formats=["pytorch"])
+    assert stats.cases >= 40, f"only {stats.cases} cases ran"
+    assert not stats.failures, "\n".join(stats.failures[:20])
+    assert stats.outcomes.get("error:CorruptFileError", 0) > 0
+    assert stats.outcomes.get("converted", 0) > 0
