@@ -100,14 +100,17 @@ def _file_key(path: str, *extra: Any) -> tuple:
     return (os.path.realpath(path), info.st_size, info.st_mtime_ns, info.st_ino, *extra)
 
 
-def _module_key(module: Any, example: tuple[Any, ...]) -> tuple:
+def _module_key(module: Any, example: tuple[Any, ...]) -> tuple | None:
     """Changes to weights (in place or replaced), to the module tree or to any module's
-    settings (repr shows ceil_mode, eps, ...) make a different key."""
-    tensors = tuple((name, t.data_ptr(), t._version) for name, t in
-                    list(module.named_parameters()) + list(module.named_buffers()))
-    tree = tuple((name, id(m)) for name, m in module.named_modules())
-    inputs = tuple((tuple(x.shape), str(x.dtype)) for x in example)
-    return ("module", id(module), tensors, tree, repr(module), inputs)
+    settings (repr shows ceil_mode, eps, ...) make a different key; None: not kept."""
+    try:
+        tensors = tuple((name, t.data_ptr(), t._version) for name, t in
+                        list(module.named_parameters()) + list(module.named_buffers()))
+        tree = tuple((name, id(m)) for name, m in module.named_modules())
+        inputs = tuple((tuple(x.shape), str(x.dtype)) for x in example)
+        return ("module", id(module), tensors, tree, repr(module), inputs)
+    except Exception:  # an unusual module (a repr that fails, ...): simply not kept
+        return None
 
 
 def read(paths: Sequence[str], options: ReadOptions) -> SourceModel:
