@@ -10,7 +10,8 @@ the glue in numpy, in real Caffe2 and onnxruntime; flow accuracy against known m
    flow, the border-clamped bilinear warp, concatenations, residual additions) written
    in vectorised numpy with every index table precomputed. Both run on a synthetic
    384x512 pair (a smooth pattern moved by (+2.6, -1.4) px), alternating, `--rounds`
-   times each; medians. onnxruntime runs with one thread (default graph optimisations);
+   times each; medians (and the ratio of the fastest runs, less sensitive to other jobs
+   on a shared machine). onnxruntime runs with one thread (default graph optimisations);
    Caffe2 runs its Predictor (the mobile loader) in the side runtime with
    OMP_NUM_THREADS=1, the glue in that process's numpy.
 2. End-point error of the final flow against the fixture's known motion
@@ -304,12 +305,13 @@ def main() -> None:
     print(f"SpyNet {args.type}, {height}x{width}, {levels} levels, {args.rounds} rounds "
           f"each, medians")
     print(f"{'runtime':<12} {'one network':>12} {'levels + numpy glue':>20} {'ratio':>7} "
-          f"{'max |diff|':>11} {'EPE (one)':>10} {'EPE (glue)':>11}")
+          f"{'(fastest)':>10} {'max |diff|':>11} {'EPE (one)':>10} {'EPE (glue)':>11}")
     for runtime, (times, one, many) in results.items():
         a, b = statistics.median(times["single"]), statistics.median(times["separate"])
+        fastest = min(times["single"]) / min(times["separate"])
         print(f"{runtime:<12} {a * 1e3:10.1f} ms {b * 1e3:17.1f} ms {a / b:7.2f} "
-              f"{float(np.abs(one - many).max()):11.2e} {_epe(one, motion):10.3f} "
-              f"{_epe(many, motion):11.3f}")
+              f"{fastest:10.2f} {float(np.abs(one - many).max()):11.2e} "
+              f"{_epe(one, motion):10.3f} {_epe(many, motion):11.3f}")
     zero = float(np.sqrt((known ** 2).sum(axis=0)).mean())
     print(f"\nEPE against the fixture's known motion, 128x160 (zero flow: {zero:.3f} px)")
     print(f"{'type':<12} {'SpyNet (Torch7)':>16} {'onnxruntime':>12} {'Caffe2':>9} "

@@ -73,6 +73,9 @@ def parser() -> argparse.ArgumentParser:
                    help="refuse level files declaring more tensor data than this (default 64G)")
     p.add_argument("--debug", action="store_true", help="show a traceback on errors")
     add_verify_options(p)
+    for action in p._actions:  # shared options that do not apply (normalisation is inside)
+        if action.dest in (*_PREPROCESSING, "input_scale"):
+            action.help = argparse.SUPPRESS
     add_target_options(p)
     p.add_argument("--version", action="version", version=f"torch7-migrate {__version__}")
     return p

@@ -33,6 +33,7 @@ from migrate.core.model import InputInfo, ReadOptions, SourceModel
 from migrate.readers.spynet import SpyNetPyramid, glue
 from migrate.readers.spynet.levels import (
     LEVEL_OUTPUT_PLANES,
+    ROOT_PATH,
     Geometry,
     check_model_type,
     geometry,
@@ -149,7 +150,7 @@ def build(request: SpyNetPyramid, shapes: Sequence[Sequence[int]] | None,
             first = loaded[path] = load_level(path, level, max_bytes)
             levels.append(first)
         else:
-            levels.append(T7Module(first.obj, f"level{level}.model", first._cache))
+            levels.append(first.child(first.obj, ROOT_PATH.format(level=level)))
     pyramid = Pyramid(geo, levels, request.warp)
     try:
         model = pyramid.build()
