@@ -213,9 +213,9 @@ def main() -> None:
     sys.path.insert(0, os.path.join(root, "tests"))
     from fixtures_t7 import REAL_DIR
 
-    from migrate.cli.spynet import SYNTHETIC_MOTION, synthetic_pair
     from migrate.readers.spynet import SpyNetPyramid
     from migrate.readers.spynet.levels import geometry
+    from migrate.readers.spynet.sample import MOTION, moving_pair
     from migrate.runtimes.caffe2.side import find_caffe2_python
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -237,9 +237,9 @@ def main() -> None:
     pyramid_caffe2 = _export(request, shape, "caffe2", os.path.join(work, "caffe2"))[:2]
     level_onnx, level_caffe2 = _level_exports(models, args.type, height, width, levels,
                                               os.path.join(work, "levels"))
-    inputs = synthetic_pair(shape)
+    inputs = moving_pair(shape)
     motion = np.empty((2, height, width))
-    motion[0], motion[1] = SYNTHETIC_MOTION
+    motion[0], motion[1] = MOTION
 
     # onnxruntime: one session vs one session per level + numpy glue, alternating
     whole = _ort_session(pyramid_onnx)

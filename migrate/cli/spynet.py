@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 
 from migrate import __version__
@@ -84,9 +85,10 @@ def parser() -> argparse.ArgumentParser:
 def run_spynet_pyramid(argv: list[str]) -> int:
     args = parser().parse_args(argv)  # before the heavy imports: --help stays fast
     from migrate.cli.options import convert_options
-    from migrate.pipeline import convert_source
+    from migrate.pipeline import MAX_VERIFY_ELEMENTS, convert_source
     from migrate.readers.spynet import SpyNetPyramid
     from migrate.readers.spynet.pyramid import build
+    from migrate.readers.spynet.sample import DESCRIPTION, moving_pair
     from migrate.verify.layerwise import format_table
 
     for flag in _PREPROCESSING:
@@ -103,17 +105,16 @@ def run_spynet_pyramid(argv: list[str]) -> int:
                               optimize=not args.no_optimize)
     options.inputs = pair_inputs(input_paths) if input_paths else None
     shapes = options.read_options().input_shapes
-    synthetic = options.inputs is None and (options.verify or options.report) and shapes
-    if synthetic:
-        # random noise makes a poor test of a flow network: warping noise turns the
-        # smallest difference in flow into a large one in the image; a smooth moving
-        # pattern is what SpyNet is made for
-        options.inputs = synthetic_pair(parse_first_shape(shapes))
     request = SpyNetPyramid(args.models_dir, args.type,
                             "gridsample" if args.warp == "auto" else args.warp)
     # Read once here: an error in a level file names that file. Later errors (writing,
     # verifying) concern the pyramid as a whole and name the folder.
     level_files = build(request, shapes, args.max_bytes).paths
+    # no --input: a smooth moving pattern, not random noise (see sample.py)
+    synthetic = options.inputs is None and (options.verify or options.report) and \
+        2 * math.prod(shapes[0]) <= MAX_VERIFY_ELEMENTS
+    if synthetic:
+        options.inputs = moving_pair(list(shapes[0]))
     try:
         summary = convert_source(request, options)
     except MigrateError as exc:
@@ -130,7 +131,7 @@ def run_spynet_pyramid(argv: list[str]) -> int:
             raise _named(again, level_files, args.models_dir) from None
         summary.notes.append("warp: the Gather construction (the target has no GridSample)")
     if synthetic:
-        summary.input_description = SYNTHETIC.format(*options.inputs[0].shape[2:])
+        summary.input_description = DESCRIPTION.format(*options.inputs[0].shape[2:])
     if args.report and summary.verification is not None:
         print(format_table(summary.verification, args.atol, args.rtol))
     print(summary)
@@ -175,42 +176,3 @@ def pair_inputs(paths: list[str]):
     return arrays
 
 
-
-# the verification input when no --input is given
-SYNTHETIC = "a synthetic {}x{} image pair (a smooth pattern moved by (+2.6, -1.4) px)"
-SYNTHETIC_MOTION = (2.6, -1.4)
-
-
-def parse_first_shape(shapes) -> list[int]:
-    shape = [int(d) for d in shapes[0]]
-    if len(shape) != 4:  # the reader says why, with the shape
-        return [1, 3, 32, 32]
-    return shape
-
-
-def synthetic_pair(shape: list[int], seed: int = 0):
-    """Two Nx3xHxW images in [0, 1]: a sum of random low-frequency waves (wavelengths
-    of 8 to 64 px), and the same pattern translated by SYNTHETIC_MOTION, so that the
-    true flow im1 -> im2 is that translation everywhere."""
-    import numpy as np
-
-    n, channels, height, width = shape
-    rng = np.random.default_rng(seed)
-    waves = 6
-    angle = rng.uniform(0, 2 * np.pi, (channels, waves))
-    freq = 2 * np.pi / rng.uniform(8, 64, (channels, waves))
-    phase = rng.uniform(0, 2 * np.pi, (channels, waves))
-    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
-
-    def pattern(dx: float, dy: float):
-        xs, ys = x - dx, y - dy
-        image = np.zeros((channels, height, width))
-        for c in range(channels):
-            for k in range(waves):
-                image[c] += np.sin(freq[c, k] * (np.cos(angle[c, k]) * xs
-                                                 + np.sin(angle[c, k]) * ys) + phase[c, k])
-        return 0.5 + 0.45 * image / waves  # within [0.05, 0.95]
-
-    im1, im2 = pattern(0.0, 0.0), pattern(*SYNTHETIC_MOTION)
-    return [np.ascontiguousarray(np.broadcast_to(im, (n, channels, height, width)), np.float32)
-            for im in (im1, im2)]
