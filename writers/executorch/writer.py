@@ -12,7 +12,7 @@ import warnings
 
 import onnx_ir as ir
 
-from migrate.core.errors import ConversionError
+from migrate.core.errors import ConversionError, UsageError
 from migrate.core.model import WriteOptions, WriteResult
 from migrate.core.outputs import write_atomically
 from migrate.writers.pytorch.program import generate
@@ -40,13 +40,17 @@ def _quiet_imports():
 
 
 def pte_bytes(model: ir.Model, source=None) -> bytes:
-    import torch
+    try:
+        import torch
 
-    with _quiet_imports():
-        from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
-            XnnpackPartitioner,
-        )
-        from executorch.exir import to_edge_transform_and_lower
+        with _quiet_imports():
+            from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
+                XnnpackPartitioner,
+            )
+            from executorch.exir import to_edge_transform_and_lower
+    except ImportError as exc:
+        raise UsageError(f"--to executorch needs {exc.name or 'executorch'}: "
+                         "pip install 'torch7-migrate[executorch]'") from None
 
     program = generate(model, source)
     module = instantiate(program)

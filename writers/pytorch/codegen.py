@@ -73,6 +73,7 @@ class CodeGen:
     body: list[Statement] = field(default_factory=list)
     state: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    free_inputs: list[bool] = field(default_factory=list)  # set once generation is done
 
     def __post_init__(self) -> None:
         self.nodes: list[ir.Node] = list(self.model.graph)
@@ -91,6 +92,7 @@ class CodeGen:
         self._temps: list[str] = []
         # facts converters leave for the consumers of a value (e.g. "plane indices")
         self.tags: dict[int, str] = {}
+        self.batch_broken = False
         self._last_use = self._last_uses()
         self.arguments: list[str] = []
         for k, value in enumerate(self.model.graph.inputs):
@@ -325,6 +327,14 @@ class CodeGen:
         if batched:
             for value in outs:
                 self._batched.add(id(value))
+        elif any(v is not None and self.batched(v) for v in self.node.inputs):
+            self.batch_broken = True  # e.g. the batch dimension reshaped, reduced or cut
+
+    def batch_is_free(self) -> bool:
+        """Whether the batch dimension stays free: it runs through every op to every
+        output (else the inputs' first dimension is something else, e.g. the channels of
+        an unbatched image)."""
+        return not self.batch_broken and all(self.batched(v) for v in self.model.graph.outputs)
 
     def _dying_variables(self) -> list[str]:
         """Variables whose every value is dead after the current node."""

@@ -34,7 +34,7 @@ register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_ex
 set_submodule share_memory state_dict to to_empty train training type xpu zero_grad
 """.split())
 # Names the generated file itself uses at module level or in forward.
-RESERVED = frozenset({"self", "torch", "nn", "F", "os", "Model", "load_model", "WEIGHTS",
+RESERVED = frozenset({"self", "torch", "nn", "F", "os", "Model", "load_model", "WEIGHTS", "HERE",
                       "super", "print", "len", "tuple", "list", "float", "int"})
 
 

@@ -7,6 +7,7 @@ this project, so it keeps working wherever PyTorch does.
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,8 +61,9 @@ def _input_infos(model: ir.Model, source: SourceModel | None) -> list[InputInfo]
 
 
 def _batch_free(info: InputInfo) -> bool:
-    """Whether the first dimension of an input is a batch: images (NCHW) and feature
-    matrices are; a single unbatched image (CHW, as some Torch7 models take) is not."""
+    """Whether the first dimension of an input may be a batch: images (NCHW) and feature
+    matrices are; the generated code then keeps it free where every op lets it through
+    (CodeGen.batch_is_free)."""
     if info.layout:
         return info.layout.startswith("N")
     return len(info.shape) >= 2
@@ -95,10 +97,11 @@ def generate(model: ir.Model, source: SourceModel | None = None) -> Program:
         if loc is None or loc.var is None:
             raise ConversionError(f"output {value.name} is not computed by any layer")
         returned.append(loc.var)
+    g.free_inputs = [b and g.batch_is_free() for b in g.batched_inputs]
     code, lines = _assemble(g, source, infos, returned)
     layers = {path: _layer_entry(g, g.located(value), lines)
               for path, value in g.layer_values().items() if g.located(value) is not None}
-    inputs = [_input_entry(info, batched) for info, batched in zip(infos, g.batched_inputs,
+    inputs = [_input_entry(info, batched) for info, batched in zip(infos, g.free_inputs,
                                                                     strict=True)]
     outputs = [{"name": v.name, "shape": _dims(v),
                 "dtype": v.dtype.numpy().name if v.dtype is not None else "float32"}
@@ -192,10 +195,10 @@ def _docstring(source: SourceModel | None, infos: list[InputInfo], batched: list
         title = f"{source.description} converted from a live {source.format} model"
     else:
         title = "A model converted"
-    lines = [f'"""{title} by torch7-migrate {__version__}.', "",
-             "Weights: the .safetensors file of the same name beside this file (`load_model()`",
-             "loads them); inputs, outputs and the source layer of every line: the .json file.",
-             "", "Inputs:"]
+    lines = [f'"""{title}.', "",
+             f"Written by torch7-migrate {__version__}. Weights: the .safetensors file of the "
+             "same name", "beside this file (`load_model()` loads them); inputs, outputs and "
+             "the source layer", "of every line: the .json file.", "", "Inputs:"]
     for info, free in zip(infos, batched, strict=True):
         what = f"    {identifier(info.name, 'input')}: {info.dtype} {_shape_text(info.shape)}"
         if info.layout:
@@ -214,7 +217,16 @@ def _docstring(source: SourceModel | None, infos: list[InputInfo], batched: list
         lines.append("Changes made on the way:")
         lines += [f"    {fix}" for fix in source.fixups]
     lines.append('"""')
-    return lines
+    return [piece for line in lines for piece in _fold(line)]
+
+
+def _fold(line: str) -> list[str]:
+    """A docstring line folded to the line length, continuation lines indented more."""
+    if len(line) <= LINE_LENGTH:
+        return [line]
+    indent = " " * (len(line) - len(line.lstrip()))
+    return textwrap.wrap(line, LINE_LENGTH, initial_indent="", subsequent_indent=indent + "    ",
+                         break_long_words=False, break_on_hyphens=False) or [line]
 
 
 def _example(info: InputInfo) -> str:
@@ -230,12 +242,13 @@ def _assemble(g: CodeGen, source: SourceModel | None, infos: list[InputInfo],
     """The file's text, and the file line of every forward statement."""
     body_text = [s.code for s in g.body]
     uses_f = any("F." in line for line in body_text)
-    out: list[str] = _docstring(source, infos, g.batched_inputs, g.model)
+    out: list[str] = _docstring(source, infos, g.free_inputs, g.model)
     out += ["", "import os", "", "import torch"]
     if uses_f:
         out.append("import torch.nn.functional as F")
     out += ["from torch import nn", "",
-            'WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "{stem}")',
+            "HERE = os.path.dirname(os.path.abspath(__file__))",
+            'WEIGHTS = os.path.join(HERE, "{stem}")',
             "", "", "class Model(nn.Module):"]
     description = source.description if source is not None else "the model"
     out += [f'    """{description}, layer by layer as in the source: each submodule is named',

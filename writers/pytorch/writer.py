@@ -14,7 +14,7 @@ import numpy as np
 import onnx_ir as ir
 
 from migrate import __version__
-from migrate.core.errors import ConversionError
+from migrate.core.errors import ConversionError, UsageError
 from migrate.core.model import SourceModel, WriteOptions, WriteResult
 from migrate.core.outputs import write_atomically
 from migrate.writers.pytorch import safetensors_out
@@ -95,7 +95,11 @@ def write_program(program: Program, out_dir: str, stem: str,
 def instantiate(program: Program):
     """The generated module, in memory, with its weights (no file written or imported):
     for torch.export. Tensors share the arrays' memory where they are writable."""
-    import torch
+    try:
+        import torch
+    except ImportError:
+        raise UsageError("exporting the generated module needs PyTorch: "
+                         "pip install 'torch7-migrate[torch]'") from None
 
     namespace = types.ModuleType("migrate_generated_model")
     namespace.__file__ = "<generated>"
@@ -116,9 +120,9 @@ def instantiate(program: Program):
 def export_program(program: Program, path: str) -> None:
     """`torch.export` of the generated module, saved as an ExportedProgram (.pt2); the
     batch dimension stays dynamic where the module allows it."""
+    module = instantiate(program)  # (a clear error when PyTorch is missing)
     import torch
 
-    module = instantiate(program)
     arrays = program.example_inputs()
     examples = tuple(torch.from_numpy(a) for a in arrays)
     dynamic = None
