@@ -94,8 +94,9 @@ def _light(name: str, workdir: str) -> tuple[str, np.ndarray, np.ndarray]:
 def _vgg16(workdir: str) -> tuple[str, np.ndarray, np.ndarray]:
     """torchvision's VGG-16 layout, random weights (seed 0), exported by torch.onnx;
     the expected output is PyTorch's."""
-    path = os.path.join(workdir, "vgg16.onnx")
-    ref = os.path.join(workdir, "vgg16_expected.npy")
+    os.makedirs(os.path.join(workdir, "source"), exist_ok=True)
+    path = os.path.join(workdir, "source", "vgg16.onnx")
+    ref = os.path.join(workdir, "source", "vgg16_expected.npy")
     x = _input((1, 3, 224, 224))
     if not (os.path.exists(path) and os.path.exists(ref)):
         import torch
