@@ -10,10 +10,10 @@ the glue in numpy, in real Caffe2 and onnxruntime; flow accuracy against known m
    flow, the border-clamped bilinear warp, concatenations, residual additions) written
    in vectorised numpy with every index table precomputed. Both run on a synthetic
    384x512 pair (a smooth pattern moved by (+2.6, -1.4) px), alternating, `--rounds`
-   times each; medians (and the ratio of the fastest runs, less sensitive to other jobs
-   on a shared machine). onnxruntime runs with one thread (default graph optimisations);
-   Caffe2 runs its Predictor (the mobile loader) in the side runtime with
-   OMP_NUM_THREADS=1, the glue in that process's numpy.
+   times each; medians, and the median of each round's ratio (its two runs follow each
+   other, so they share the load of a busy machine). onnxruntime runs with one thread
+   (default graph optimisations); Caffe2 runs its Predictor (the mobile loader) in the
+   side runtime with OMP_NUM_THREADS=1, the glue in that process's numpy.
 2. End-point error of the final flow against the fixture's known motion
    (fixtures/real/spynet_pyramid, 128x160, (+2.6, -1.4) px), for the exported network in
    both runtimes, next to SpyNet's own (real Torch7's flow in the fixture).
@@ -305,12 +305,14 @@ def main() -> None:
     print(f"SpyNet {args.type}, {height}x{width}, {levels} levels, {args.rounds} rounds "
           f"each, medians")
     print(f"{'runtime':<12} {'one network':>12} {'levels + numpy glue':>20} {'ratio':>7} "
-          f"{'(fastest)':>10} {'max |diff|':>11} {'EPE (one)':>10} {'EPE (glue)':>11}")
+          f"{'paired':>7} {'max |diff|':>11} {'EPE (one)':>10} {'EPE (glue)':>11}")
     for runtime, (times, one, many) in results.items():
         a, b = statistics.median(times["single"]), statistics.median(times["separate"])
-        fastest = min(times["single"]) / min(times["separate"])
+        # each round's two runs follow each other: their ratio shares the machine's load
+        paired = statistics.median(x / y for x, y in zip(times["single"], times["separate"],
+                                                          strict=True))
         print(f"{runtime:<12} {a * 1e3:10.1f} ms {b * 1e3:17.1f} ms {a / b:7.2f} "
-              f"{fastest:10.2f} {float(np.abs(one - many).max()):11.2e} "
+              f"{paired:7.2f} {float(np.abs(one - many).max()):11.2e} "
               f"{_epe(one, motion):10.3f} {_epe(many, motion):11.3f}")
     zero = float(np.sqrt((known ** 2).sum(axis=0)).mean())
     print(f"\nEPE against the fixture's known motion, 128x160 (zero flow: {zero:.3f} px)")

@@ -115,10 +115,15 @@ def caffe2_runs(spynet, caffe2_python, tmp_path_factory):
     init, predict = (os.path.join(corrupt_dir, os.path.basename(p)) for p in pairs["F"])
     _corrupt_caffe2_weight(init, predict, CORRUPTED)
     pairs["F corrupted"] = (init, predict)
+    assert cli(MODELS, "--input-shape", "1x3x120x150", "-o", str(out / "resized"),
+               "--no-verify") == 0
+    (init,) = glob.glob(str(out / "resized" / "*_init_net.pb"))
+    pairs["F resized"] = (init, init.replace("_init_net.pb", "_predict_net.pb"))
     jobs = {}
     for name, (init, predict) in pairs.items():
         ops = layer_ops(predict)
-        jobs[name] = (Caffe2Job(init, predict, images(name[0]),
+        frames = cropped("F") if name == "F resized" else images(name[0])
+        jobs[name] = (Caffe2Job(init, predict, frames,
                                 trace=sorted(i for i, _ in ops.values())), ops)
     run_caffe2_jobs(caffe2_python, [job for job, _ in jobs.values()])
     runs = {}
@@ -267,17 +272,34 @@ def test_level_count_follows_spynet_lua():
         assert geometry([[1, 3, h, w]]).levels == levels, (h, w)
 
 
+def cropped(t: str) -> list[np.ndarray]:
+    return [np.ascontiguousarray(im[:, :, :120, :150]) for im in images(t)]
+
+
+def check_known_motion(flow: np.ndarray) -> None:
+    known = raw("spynet_pyramid_pair1_gtflow")[:, :120, :150]
+    epe = np.sqrt(((flow - known) ** 2).sum(axis=0))[8:-8, 8:-8].mean()
+    zero_epe = np.sqrt((known ** 2).sum(axis=0)).mean()
+    assert flow.shape == (2, 120, 150) and epe < 0.1 * zero_epe, (epe, zero_epe)
+
+
 def test_resized_images_still_give_the_known_motion(spynet):
     """Sizes that are not multiples of 32 are resized inside and the flow scaled back
     (image.scale, DeAdjustFlow): frames cropped to 120x150 still give the known motion."""
     model = build(SpyNetPyramid(MODELS, "sintelFinal"), [[1, 3, 120, 150]], 1 << 40)
     assert any("resized to 128x160" in note for note in model.notes)
-    frames = [im[:, :, :120, :150] for im in images("F")]
-    flow = run_model(model.model, frames).outputs[0][0]
-    known = raw("spynet_pyramid_pair1_gtflow")[:, :120, :150]
-    epe = np.sqrt(((flow - known) ** 2).sum(axis=0))[8:-8, 8:-8].mean()
-    zero_epe = np.sqrt((known ** 2).sum(axis=0)).mean()
-    assert flow.shape == (2, 120, 150) and epe < 0.1 * zero_epe, (epe, zero_epe)
+    check_known_motion(run_model(model.model, cropped("F")).outputs[0][0])
+
+
+def test_resized_images_in_caffe2(caffe2_runs):
+    model = build(SpyNetPyramid(MODELS, "sintelFinal"), [[1, 3, 120, 150]], 1 << 40).model
+    result = compare_runs(model, run_model(model, cropped("F"), layers=True),
+                          caffe2_runs[1]["F resized"], runtime="Caffe2",
+                          reference_label="the source graph", atol=1e-4, rtol=1e-4)
+    assert result.outputs.passed, result.outputs.describe()
+    rows = {row.path: row for row in result.layers}
+    assert rows["input.scale"].passed and rows["output.deadjust"].passed
+    check_known_motion(caffe2_runs[1]["F resized"].outputs[0][0])
 
 
 def test_chairs_types_reuse_level_5_at_level_6(spynet):
