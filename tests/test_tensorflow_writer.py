@@ -204,9 +204,9 @@ CAFFE_NETS = {"lenet": ("lenet/lenet.prototxt", "lenet/lenet_iter_10000.caffemod
                           "cifar10/cifar10_quick_iter_5000.caffemodel"),
               **{f"det{i}": (f"mtcnn/det{i}.prototxt", f"mtcnn/det{i}.caffemodel")
                  for i in (1, 2, 3)}}
-# the PyTorch issue's test models (tests/test_pytorch_reader.py) that LiteRT can run: the MLP
-# uses GELU (erf, no LiteRT builtin), the semantics model bicubic resizing
-PYTORCH_MODELS = ["resnet18", "mobilenetv2", "vgg11_bn", "unet"]
+# the PyTorch issue's test models (tests/test_pytorch_reader.py; its semantics model resizes
+# bicubically, which LiteRT cannot); the MLP's GELU (erf) becomes LiteRT's GELU builtin
+PYTORCH_MODELS = ["resnet18", "mobilenetv2", "vgg11_bn", "unet", "mlp"]
 
 
 def _convert_sources(target: str, api, sources, out_dir: str) -> dict:

@@ -20,6 +20,7 @@ _ACTIVATIONS = {"RELU": "RELU", "RELU6": "RELU6", "RELU_N1_TO_1": "RELU_N1_TO_1"
 
 
 def clean(program: Program, *, fuse_activations: bool) -> None:
+    _fuse_gelu(program)
     changed = True
     while changed:
         changed = _merge_reshapes(program)
@@ -116,3 +117,57 @@ def _drop_unused(program: Program) -> bool:
                 consumers[id(t)].remove(op)
         changed = True
     return changed
+
+
+def _scalar_const(t: Tensor | None, value: float) -> bool:
+    return (t is not None and t.data is not None and t.data.size == 1
+            and abs(float(t.data.reshape(())) - value) < 1e-6)
+
+
+def _other(op: Op, t: Tensor) -> Tensor | None:
+    """The other operand of a binary op that has `t` as one operand."""
+    a, b = op.inputs[0], op.inputs[1]
+    return b if a is t else a if b is t else None
+
+
+def _fuse_gelu(program: Program) -> None:
+    """x * 0.5 * (1 + erf(x / sqrt(2))), as exporters spell GELU (ONNX 17 has no Gelu),
+    -> LiteRT's GELU builtin (exact erf form): LiteRT has no erf."""
+    producers = {id(t): op for op in program.ops for t in op.outputs}
+    consumers = _consumers(program)
+    outputs = {id(t) for t in program.outputs}
+
+    def only_use(t: Tensor) -> Op | None:
+        found = consumers.get(id(t), [])
+        return found[0] if len(found) == 1 and id(t) not in outputs else None
+
+    for erf in [op for op in program.ops if op.kind == "ERF"]:
+        scaled = producers.get(id(erf.inputs[0]))
+        if scaled is None or scaled.kind not in ("MUL", "DIV"):
+            continue
+        x = scaled.inputs[0]
+        factor = scaled.inputs[1]
+        if not (_scalar_const(factor, 0.7071067811865476) and scaled.kind == "MUL"
+                or _scalar_const(factor, 1.4142135623730951) and scaled.kind == "DIV"):
+            continue
+        add = only_use(erf.outputs[0])
+        if add is None or add.kind != "ADD" or not _scalar_const(
+                _other(add, erf.outputs[0]), 1.0):
+            continue
+        final = only_use(add.outputs[0])
+        if final is None or final.kind != "MUL":
+            continue
+        half = producers.get(id(_other(final, add.outputs[0])))
+        if half is None or half.kind != "MUL" or x not in half.inputs or \
+                not _scalar_const(_other(half, x), 0.5):
+            continue
+        gelu = Op("GELU", [x], final.outputs, {"approximate": False}, final.layer, final.cls)
+        program.ops[program.ops.index(final)] = gelu
+        for op in (add, erf):
+            program.ops.remove(op)
+        for op in (scaled, half):  # unless something else reads them
+            if len(consumers.get(id(op.outputs[0]), [])) <= 1 and \
+                    id(op.outputs[0]) not in outputs:
+                program.ops.remove(op)
+        for t in (erf.outputs[0], add.outputs[0], scaled.outputs[0], half.outputs[0]):
+            _retarget_layers(program, t, None)

@@ -192,6 +192,7 @@ _OPS: dict[str, Callable[..., Any]] = {
     "COS": lambda op, x: tf.cos(x),
     "SIGN": lambda op, x: tf.sign(x),
     "ERF": lambda op, x: tf.math.erf(x),
+    "GELU": lambda op, x: tf.nn.gelu(x, approximate=op.attrs.get("approximate", False)),
     "ELU": lambda op, x: tf.nn.elu(x),
     "LEAKY_RELU": lambda op, x: tf.nn.leaky_relu(x, alpha=op.attrs["alpha"]),
     "PRELU": _prelu,

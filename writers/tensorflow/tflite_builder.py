@@ -110,6 +110,8 @@ _OPTIONS: dict[str, tuple[int, Callable[[dict], Any]]] = {
     "ARG_MIN": (S.BuiltinOptions.ArgMinOptions, lambda a: _opts(
         S.ArgMinOptionsT, outputType=S.TensorType.INT64)),
 }
+_OPTIONS["GELU"] = (S.BuiltinOptions.GeluOptions,
+                    lambda a: _opts(S.GeluOptionsT, approximate=a.get("approximate", False)))
 _OPTIONS["AVERAGE_POOL_2D"] = _OPTIONS["MAX_POOL_2D"]
 for _kind in ("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD"):
     _OPTIONS[_kind] = (S.BuiltinOptions.ReducerOptions,
