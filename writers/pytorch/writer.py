@@ -9,6 +9,7 @@ import json
 import os
 import re
 import types
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import onnx_ir as ir
@@ -22,7 +23,6 @@ from migrate.writers.pytorch.program import Program, file_text, generate
 
 META_FORMAT = "torch7-migrate pytorch module"
 META_VERSION = 1
-HASH_PIECE = 8 << 20
 
 
 def output_paths(out_dir: str, stem: str) -> dict[str, str]:
@@ -32,33 +32,35 @@ def output_paths(out_dir: str, stem: str) -> dict[str, str]:
 
 
 def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        while piece := fh.read(HASH_PIECE):
-            digest.update(piece)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _source_entry(source: SourceModel | None) -> dict:
+def source_hashes(source: SourceModel | None) -> dict[str, str]:
+    return {p: _sha256(p) for p in (source.paths if source else [])}
+
+
+def _source_entry(source: SourceModel | None, hashes: dict[str, str]) -> dict:
     if source is None:
         return {}
     entry: dict = {"format": source.format, "description": source.description,
                    "layers": source.layer_count, "layer_word": source.layer_word}
     if source.paths:
-        entry["files"] = [{"name": os.path.basename(p), "sha256": _sha256(p),
+        entry["files"] = [{"name": os.path.basename(p), "sha256": hashes[p],
                            "bytes": os.path.getsize(p)} for p in source.paths]
     if source.fixups:
         entry["fixups"] = list(source.fixups)
     return entry
 
 
-def meta(program: Program, stem: str, source: SourceModel | None, code: bytes) -> dict:
+def meta(program: Program, stem: str, source: SourceModel | None, code: bytes,
+         hashes: dict[str, str]) -> dict:
     return {"format": META_FORMAT, "format_version": META_VERSION,
             "tool": f"torch7-migrate {__version__}", "code": f"{stem}.py",
             # the layer map names lines of this exact code
             "code_sha256": hashlib.sha256(code).hexdigest(),
             "weights": f"{stem}.safetensors", "class": "Model",
-            "source": _source_entry(source), "inputs": program.inputs,
+            "source": _source_entry(source, hashes), "inputs": program.inputs,
             "outputs": program.outputs, "layers": program.layers}
 
 
@@ -84,11 +86,19 @@ def write_program(program: Program, out_dir: str, stem: str,
     paths = output_paths(out_dir, stem)
     info = {"format": "pt", "source": "torch7-migrate"}
     code = file_text(program, os.path.basename(paths["weights"])).encode()
-    write_atomically({
-        paths["code"]: code,
-        paths["weights"]: safetensors_out.chunks(program.state, info),
-        paths["meta"]: readable_json(meta(program, stem, source, code)).encode(),
-    })
+    # The source files are hashed on a second core while the weights are written (both
+    # wait on the kernel, not the interpreter): the JSON, written last, waits for it.
+    with ThreadPoolExecutor(1) as pool:
+        hashes = pool.submit(source_hashes, source)
+
+        def meta_bytes():
+            yield readable_json(meta(program, stem, source, code, hashes.result())).encode()
+
+        write_atomically({
+            paths["code"]: code,
+            paths["weights"]: safetensors_out.chunks(program.state, info),
+            paths["meta"]: meta_bytes(),
+        })
     return paths
 
 
