@@ -329,6 +329,36 @@ def test_what_pytorch_cannot_express_is_a_clear_error_naming_the_layer(tmp_path)
     assert not os.path.exists(tmp_path / "out" / "model.py")
 
 
+def test_a_weight_shared_by_two_layers_stays_one_parameter(tmp_path):
+    """One initializer used by two convolutions: the generated module ties them, as the
+    source does, and load_model() keeps them tied."""
+    import importlib.util
+
+    from migrate.runtimes.ort.api import run_onnx
+
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)
+    weight = numpy_helper.from_array(
+        np.random.default_rng(0).standard_normal((3, 3, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["a"], name="conv_a", pads=[1] * 4),
+             helper.make_node("Relu", ["a"], ["b"], name="relu"),
+             helper.make_node("Conv", ["b", "w"], ["y"], name="conv_b", pads=[1] * 4)]
+    graph = helper.make_graph(nodes, "g", [x], [y], [weight])
+    path = str(tmp_path / "shared.onnx")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    data = np.random.default_rng(1).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    files = _write(path, [data], str(tmp_path), "shared")
+    assert "self.conv_b.weight = self.conv_a.weight" in open(files["code"]).read()
+    spec = importlib.util.spec_from_file_location("shared_generated", files["code"])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.load_model()
+    assert model.conv_b.weight is model.conv_a.weight
+    with torch.inference_mode():
+        got = model(torch.from_numpy(data)).numpy()
+    np.testing.assert_allclose(got, run_onnx(path, [data])[0], atol=1e-4)
+
+
 def test_resize_modes_match_onnxruntime(tmp_path):
     """interpolate modes: each ONNX Resize PyTorch can express reproduces onnxruntime."""
     rng = np.random.default_rng(0)

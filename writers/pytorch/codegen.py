@@ -93,6 +93,9 @@ class CodeGen:
         # facts converters leave for the consumers of a value (e.g. "plane indices")
         self.tags: dict[int, str] = {}
         self.batch_broken = False
+        self._owners: dict[tuple, str] = {}
+        self._const_origin: dict[int, tuple[np.ndarray, ir.Value]] = {}
+        self.ties: list[tuple[str, str]] = []  # (parameter, the one it is tied to)
         self._last_use = self._last_uses()
         self.arguments: list[str] = []
         for k, value in enumerate(self.model.graph.inputs):
@@ -152,6 +155,7 @@ class CodeGen:
         if array is None:
             raise ConversionError(f"its {what} must be a constant to be written as PyTorch "
                                   "code (it is computed at run time here)")
+        self._const_origin[id(array)] = (array, value)  # (kept alive: ids stay unique)
         return array
 
     def batched(self, value: ir.Value) -> bool:
@@ -182,7 +186,30 @@ class CodeGen:
         self.init.append(Declaration(f"self.{name} = {constructor}", self.origin()))
         for key, array in (params or {}).items():
             self.state[f"{name}.{key}"] = array
+            owner = self._owner(array, f"{name}.{key}")
+            if owner is not None:  # one tensor of the source used by two layers: tied
+                self.init.append(Declaration(f"self.{name}.{key} = self.{owner}",
+                                             f"shared with {owner} in the source"))
+                self.ties.append((f"{name}.{key}", owner))
         return f"self.{name}"
+
+    def _owner(self, array: np.ndarray, qualified: str) -> str | None:
+        """The parameter already made from the same graph constant (a weight the source
+        shares between layers, not just equal values), else None after recording this
+        one. The array is traced back through its views to what need_const returned."""
+        value, found = None, array
+        while found is not None and value is None:
+            origin = self._const_origin.get(id(found))
+            if origin is not None and origin[0] is found:
+                value = origin[1]
+            found = found.base if isinstance(found.base, np.ndarray) else None
+        if value is None or array.size <= 1:
+            return None
+        key = (id(value), array.shape)
+        owner = self._owners.get(key)
+        if owner is None:
+            self._owners[key] = qualified
+        return owner
 
     def parameter(self, kind: str, array: np.ndarray) -> str:
         """A tensor the model holds outside any layer (nn.Parameter for floating-point

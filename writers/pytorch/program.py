@@ -275,11 +275,15 @@ def _assemble(g: CodeGen, source: SourceModel | None, infos: list[InputInfo],
     examples = ", ".join(_example(i) for i in infos)
     out += ["", "", "def load_model(weights: str = WEIGHTS) -> Model:",
             '    """The model with its converted weights, in evaluation mode."""',
-            "    from safetensors.torch import load_file", "",
-            "    # built on the meta device: the weights are assigned, not initialized first",
-            '    with torch.device("meta"):', "        model = Model()",
-            "    model.load_state_dict(load_file(weights), strict=True, assign=True)",
-            "    return model.eval()", "", "",
+            "    from safetensors.torch import load_file", ""]
+    if g.ties:  # assigning tensors would untie the shared weights: copy into them
+        out += ["    model = Model()",
+                "    model.load_state_dict(load_file(weights), strict=True)"]
+    else:
+        out += ["    # built on the meta device: the weights are assigned, not initialized first",
+                '    with torch.device("meta"):', "        model = Model()",
+                "    model.load_state_dict(load_file(weights), strict=True, assign=True)"]
+    out += ["    return model.eval()", "", "",
             'if __name__ == "__main__":', "    model = load_model()",
             "    with torch.inference_mode():",
             f"        outputs = model({examples})",
