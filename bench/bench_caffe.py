@@ -10,7 +10,8 @@ measured in one run.
    protobuf parsing the caffemodel (what Caffe-to-X converters built on caffe_pb2 do).
 3. End to end: `migrate vgg16.prototxt vgg16.caffemodel --no-verify --to onnx` and
    `--to caffe2` vs the I/O floor (reading the caffemodel plus writing and fsyncing as
-   many bytes), and each one's peak RSS vs the caffemodel's size. Measured with the
+   many bytes), and each one's peak RSS vs the caffemodel's size; also the same
+   conversion inside a process that has done its imports (the work alone). Measured with the
    model in the page cache (warm) and read from the disk (cold: caches dropped before
    each run, which needs root).
 """
@@ -193,11 +194,22 @@ print(wall, usage.ru_maxrss * 1024)
 """
 
 
+_IN_PROCESS = """
+import sys, time
+net, weights, target, out = sys.argv[1:5]
+import migrate
+import migrate.readers.caffe.reader, migrate.writers.caffe2.writer, migrate.writers.onnx.writer
+start = time.perf_counter()
+migrate.convert([net, weights], to=target, out_dir=out, verify=False)
+print(time.perf_counter() - start)
+"""
+
+
 def end_to_end(net: str, weights: str, target: str, workdir: str, cold: bool,
                rounds: int) -> dict:
     """Conversion and I/O floor measured alternately (the disk's speed drifts), medians."""
     out = os.path.join(workdir, f"out_{target}")
-    walls, peaks, floors = [], [], []
+    walls, peaks, floors, inside = [], [], [], []
     for _ in range(rounds):
         floors.append(io_floor_once(weights, workdir, cold))
         shutil.rmtree(out, ignore_errors=True)
@@ -212,9 +224,18 @@ def end_to_end(net: str, weights: str, target: str, workdir: str, cold: bool,
         wall, peak = (float(v) for v in report.split())
         walls.append(wall)
         peaks.append(int(peak))
+        # the same conversion in a process that has imported everything already: the
+        # work itself, without interpreter start-up and imports
+        shutil.rmtree(out, ignore_errors=True)
+        if cold:
+            drop_caches()
+        inside.append(float(subprocess.run(
+            [sys.executable, "-c", _IN_PROCESS, net, weights, target, out], cwd=ROOT,
+            check=True, capture_output=True, text=True).stdout.split()[-1]))
     written = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
     return {"wall_s": statistics.median(walls), "peak_rss_bytes": max(peaks),
-            "io_floor_s": statistics.median(floors), "written_bytes": written}
+            "io_floor_s": statistics.median(floors), "written_bytes": written,
+            "in_process_s": statistics.median(inside)}
 
 
 def main() -> None:
@@ -245,8 +266,11 @@ def main() -> None:
             results[f"{target}_{label}_cache"] = {
                 **e2e, "ratio_to_io_floor": e2e["wall_s"] / e2e["io_floor_s"],
                 "peak_rss_over_caffemodel_size": e2e["peak_rss_bytes"] / size}
+    # what every conversion pays before it reads a byte of the model
     results["startup_s"] = _median_time(lambda: subprocess.run(
-        [sys.executable, "-c", "import migrate.cli"], cwd=ROOT, check=True), 5)
+        [sys.executable, "-c", "import migrate.cli.convert, migrate.pipeline, "
+         "migrate.readers.caffe.reader, migrate.writers.onnx.writer, "
+         "migrate.writers.caffe2.writer"], cwd=ROOT, check=True), 5)
     print(json.dumps(results, indent=2))
     r = results
     print("\nsummary (targets in brackets)")
@@ -262,6 +286,9 @@ def main() -> None:
                   f"{e2e['io_floor_s']:.2f} s)")
             print(f"  --to {target:<7} peak RSS / model     "
                   f"{e2e['peak_rss_over_caffemodel_size']:.2f}  [<= 0.5]  ({label})")
+            print(f"  --to {target:<7} in-process / floor   "
+                  f"{e2e['in_process_s'] / e2e['io_floor_s']:.2f}  (start-up and imports "
+                  f"excluded: {e2e['in_process_s']:.2f} s)")
     print(f"  (of which Python start-up and imports: {r['startup_s']:.2f} s)")
 
 
