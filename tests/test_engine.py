@@ -297,3 +297,13 @@ def test_conversion_and_verification_never_write_sources(tmp_path, shared_dir):
     check = run("verify", str(source), str(tmp_path / "onnx" / "squeezenet.onnx"))
     assert check.returncode == 0, check.stdout + check.stderr
     assert sha(str(source)) == before
+
+
+def test_verify_takes_a_savedmodel_folder(tmp_path):
+    pytest.importorskip("tensorflow")
+    lenet = os.path.join(PROJECT_FIXTURES, "torch7", "a_lenet_float.t7")
+    written = run(lenet, "--to", "tf", "-o", str(tmp_path), "--no-verify")
+    assert written.returncode == 0, written.stderr
+    check = run("verify", lenet, str(tmp_path / "a_lenet_float_savedmodel"))
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "every layer within" in check.stdout

@@ -99,8 +99,10 @@ def split_source_and_converted(paths: Sequence[str]) -> tuple[ReaderSpec, list[s
     files of its format that complete it; the rest are the converted files."""
     if len(paths) < 2:
         raise UsageError("give the source model's file(s), then the converted file(s)")
-    for path in paths:
-        _check_file(path)
+    _check_file(paths[0])
+    for path in paths[1:]:  # converted outputs may be folders (a TensorFlow SavedModel)
+        if not os.path.exists(path):
+            raise UsageError("no such file or folder", file=path)
     first = claim(paths[0])
     if first is None:
         raise unknown_file_error(paths[0])
@@ -109,7 +111,7 @@ def split_source_and_converted(paths: Sequence[str]) -> tuple[ReaderSpec, list[s
     source = [(paths[0], first)]
     rest = list(paths[1:])
     needed = max(len(s) for s in spec.role_sets)
-    while len(source) < needed and len(rest) > 1:
+    while len(source) < needed and len(rest) > 1 and os.path.isfile(rest[0]):
         found = claim(rest[0])
         roles = {c.role for _, c in source}
         if found is None or found.format != spec.name or (
