@@ -43,6 +43,37 @@ def register_mapping(buffer, path: str) -> None:
                      ref))
 
 
+def map_file(path: str):
+    """The file memory-mapped read-only and registered (an empty file is truncated)."""
+    import mmap
+
+    from migrate.core.errors import TruncatedFileError, UsageError
+
+    try:
+        with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size == 0:
+                raise TruncatedFileError("empty file", file=path)
+            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as exc:
+        raise UsageError(f"cannot read: {exc.strerror or exc}", file=path) from None
+    register_mapping(data, path)
+    return data
+
+
+class ByteBudget:
+    """What a file may declare in all (--max-bytes), taken as sizes are found."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.left = max_bytes
+
+    def take(self, nbytes: int) -> None:
+        from migrate.core.errors import TooLargeError
+
+        self.left -= nbytes
+        if self.left < 0:
+            raise TooLargeError("tensor data exceeds the limit (--max-bytes)")
+
+
 def _alive(ref) -> bool:
     buffer = ref()
     return buffer is not None and not getattr(buffer, "closed", False)

@@ -12,15 +12,14 @@ current (`layer`), V1 (`layers`) and V0 (`layers { layer {...} }`) encodings are
 from __future__ import annotations
 
 import math
-import mmap
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from migrate.core.errors import CorruptFileError, TooLargeError, TruncatedFileError, UsageError
-from migrate.core.mapped import register_mapping
-from migrate.core.sniff import FIXED32, FIXED64, LEN, VARINT, WireField, wire_fields
+from migrate.core.errors import CorruptFileError, TooLargeError
+from migrate.core.mapped import ByteBudget, map_file
+from migrate.core.protowire import checked_fields, packed_varints
+from migrate.core.sniff import FIXED32, FIXED64, LEN, VARINT, WireField
 
 MAX_FIELDS = 10_000_000
 
@@ -73,60 +72,19 @@ class Weights:
     notes: list[str] = field(default_factory=list)
 
 
-class _Budget:
-    def __init__(self, max_bytes: int) -> None:
-        self.left = max_bytes
-
-    def take(self, nbytes: int) -> None:
-        self.left -= nbytes
-        if self.left < 0:
-            raise TooLargeError("the weights exceed the limit (--max-bytes)")
+_Budget = ByteBudget
 
 
 def _open(path: str):
-    try:
-        with open(path, "rb") as fh:
-            if os.fstat(fh.fileno()).st_size == 0:
-                raise TruncatedFileError("empty file", file=path)
-            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-    except OSError as exc:
-        raise UsageError(f"cannot read: {exc.strerror or exc}", file=path) from None
-    register_mapping(data, path)
-    return data
+    return map_file(path)
 
 
 def _fields(data, start: int, end: int, what: str):
-    try:
-        for f in wire_fields(data, start, end, MAX_FIELDS):
-            if f.end > end:
-                raise TruncatedFileError(f"{what} ends before its field {f.number} is complete "
-                                         f"(needs byte {f.end:,}, has {end:,})")
-            yield f
-    except ValueError as exc:
-        raise CorruptFileError(f"not a Caffe caffemodel: {exc} in {what}") from None
+    return checked_fields(data, start, end, what, MAX_FIELDS, "Caffe caffemodel")
 
 
 def _text(data, f: WireField, limit: int = 4096) -> str:
     return bytes(data[f.start:f.start + min(f.length, limit)]).decode("utf-8", "replace")
-
-
-def _packed_varints(data, start: int, end: int) -> list[int]:
-    values, pos = [], start
-    while pos < end:
-        result = shift = 0
-        while True:
-            if pos >= end or shift > 63:
-                raise CorruptFileError("a blob's shape has a bad packed integer")
-            byte = data[pos]
-            pos += 1
-            result |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                break
-        values.append(result - (1 << 64) if result >= 1 << 63 else result)
-        if len(values) > 32:
-            raise CorruptFileError("a blob's shape has more than 32 dimensions")
-    return values
 
 
 def _blob(data, f: WireField, where: str, budget: _Budget, notes: list[str]) -> Blob:
@@ -144,7 +102,7 @@ def _blob(data, f: WireField, where: str, budget: _Budget, notes: list[str]) -> 
                 if h.number != 1:
                     continue
                 if h.wire_type == LEN:
-                    shape += _packed_varints(data, h.start, h.end)
+                    shape += packed_varints(data, h.start, h.end)
                 elif h.wire_type == VARINT:
                     shape.append(h.value - (1 << 64) if h.value >= 1 << 63 else h.value)
                 if len(shape) > 32:

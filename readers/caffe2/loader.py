@@ -9,17 +9,16 @@ parsed by protobuf (they hold their numbers as text anyway).
 
 from __future__ import annotations
 
-import mmap
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from migrate.core.errors import CorruptFileError, TooLargeError, TruncatedFileError, UsageError
+from migrate.core.errors import CorruptFileError, TooLargeError, TruncatedFileError
 from migrate.core.formats.caffe2 import check_strings
 from migrate.core.formats.caffe2_pb2 import Argument, NetDef, OperatorDef
-from migrate.core.mapped import register_mapping
-from migrate.core.sniff import LEN, encode_len_field, text_protobuf_kind, wire_fields
+from migrate.core.mapped import map_file
+from migrate.core.protowire import LEN, checked_fields, encode_len_field
+from migrate.core.sniff import text_protobuf_kind
 
 MAP_THRESHOLD = 4096  # packed values at least this large stay in the file
 _NETDEF_OP, _OP_ARG, _ARG_NAME, _ARG_FLOATS = 2, 5, 1, 5
@@ -33,31 +32,8 @@ class LoadedNet:
     mapped: dict[tuple[int, str], np.ndarray] = field(default_factory=dict)
 
 
-def _read(path: str):
-    try:
-        with open(path, "rb") as fh:
-            if os.fstat(fh.fileno()).st_size == 0:
-                raise TruncatedFileError("empty file", file=path)
-            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-    except OSError as exc:
-        raise UsageError(f"cannot read: {exc.strerror or exc}", file=path) from None
-    register_mapping(data, path)
-    return data
-
-
 def _fields(data, start: int, end: int, what: str, limit: int = MAX_OPS):
-    try:
-        count = 0
-        for f in wire_fields(data, start, end, limit + 1):
-            count += 1
-            if count > limit:
-                raise TooLargeError(f"{what} has more than {limit} fields")
-            if f.end > end:
-                raise TruncatedFileError(f"{what} ends before its field {f.number} "
-                                         f"(needs byte {f.end}, has {end})")
-            yield f
-    except ValueError as exc:
-        raise CorruptFileError(f"not a Caffe2 NetDef: {exc} in {what}") from None
+    return checked_fields(data, start, end, what, limit, "Caffe2 NetDef")
 
 
 _FLOAT_TAG = (_ARG_FLOATS << 3) | 5  # one unpacked float: tag byte 0x2d, then 4 bytes
@@ -122,7 +98,7 @@ def _split_op(data, f, index: int, budget: list[int]) -> tuple[bytes, dict[str, 
 
 def load_net(path: str, max_bytes: int) -> LoadedNet:
     """A binary or text NetDef; large packed floats of a binary one stay mapped."""
-    data = _read(path)
+    data = map_file(path)
     if text_protobuf_kind(bytes(data[:1 << 16])) == "netdef":
         from migrate.core.formats.caffe2 import load_netdef
 

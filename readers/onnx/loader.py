@@ -10,7 +10,6 @@ file to file). Tensors stored in external data files are mapped the same way.
 from __future__ import annotations
 
 import math
-import mmap
 import os
 from dataclasses import dataclass
 
@@ -18,8 +17,8 @@ import numpy as np
 import onnx
 
 from migrate.core.errors import CorruptFileError, TooLargeError, TruncatedFileError, UsageError
-from migrate.core.mapped import register_mapping
-from migrate.core.sniff import LEN, VARINT, encode_len_field, wire_fields
+from migrate.core.mapped import ByteBudget, map_file
+from migrate.core.protowire import LEN, VARINT, checked_fields, encode_len_field, packed_varints
 
 # Initializers at least this large are mapped, smaller ones stay in the parsed proto
 # (shape and axes constants: the version converter and shape inference read them).
@@ -39,54 +38,18 @@ class LoadedOnnx:
     mapped_bytes: int
 
 
-def _open_map(path: str) -> mmap.mmap | bytes:
+def _open_map(path: str):
     try:
-        with open(path, "rb") as fh:
-            if os.fstat(fh.fileno()).st_size == 0:
-                return b""
-            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-    except OSError as exc:
-        raise UsageError(f"cannot read: {exc.strerror or exc}", file=path) from None
-    register_mapping(data, path)
-    return data
+        return map_file(path)
+    except TruncatedFileError:
+        return b""
 
 
 def _fields(data, start: int, end: int, what: str):
-    try:
-        for f in wire_fields(data, start, end, MAX_FIELDS):
-            if f.end > end:
-                raise TruncatedFileError(f"{what} ends before its field {f.number} "
-                                         f"(needs byte {f.end}, has {end})")
-            yield f
-    except ValueError as exc:
-        raise CorruptFileError(f"not an ONNX protobuf: {exc} in {what}") from None
+    return checked_fields(data, start, end, what, MAX_FIELDS, "ONNX protobuf")
 
 
-def _packed_varints(data, start: int, end: int) -> list[int]:
-    values, pos = [], start
-    while pos < end:
-        result = shift = 0
-        while True:
-            if pos >= end or shift > 63:
-                raise CorruptFileError("bad packed integer in a tensor's dims")
-            byte = data[pos]
-            pos += 1
-            result |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                break
-        values.append(result - (1 << 64) if result >= 1 << 63 else result)
-    return values
-
-
-class _Budget:
-    def __init__(self, max_bytes: int) -> None:
-        self.left = max_bytes
-
-    def take(self, nbytes: int) -> None:
-        self.left -= nbytes
-        if self.left < 0:
-            raise TooLargeError("tensor data exceeds the limit (--max-bytes)")
+_Budget = ByteBudget
 
 
 def _strip_tensor(data, f, weights: dict[str, np.ndarray], base_dir: str,
@@ -104,7 +67,7 @@ def _strip_tensor(data, f, weights: dict[str, np.ndarray], base_dir: str,
             if g.wire_type == VARINT:
                 dims.append(g.value - (1 << 64) if g.value >= 1 << 63 else g.value)
             elif g.wire_type == LEN:
-                dims.extend(_packed_varints(data, g.start, g.end))
+                dims.extend(packed_varints(data, g.start, g.end))
         elif g.number == _DATA_TYPE and g.wire_type == VARINT:
             data_type = g.value
         elif g.number == _NAME and g.wire_type == LEN:

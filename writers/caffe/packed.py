@@ -17,6 +17,7 @@ import numpy as np
 
 from migrate.core.formats import caffe_pb2
 from migrate.core.mapped import FileRegion, file_region
+from migrate.core.protowire import encode_varint as varint
 
 # field numbers of caffe.proto, as (number << 3) | wire type 2 (length-delimited)
 _NET_LAYER = (100 << 3) | 2
@@ -28,18 +29,6 @@ _SHAPE_DIM = (1 << 3) | 2
 _LEGACY_ONES = bytes([1 << 3, 1, 2 << 3, 1, 3 << 3, 1, 4 << 3, 1])
 
 Chunk = bytes | memoryview | FileRegion
-
-
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def _field(tag: int, length: int) -> bytes:

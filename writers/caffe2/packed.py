@@ -15,24 +15,13 @@ import numpy as np
 
 from migrate.core.formats.caffe2_pb2 import NetDef
 from migrate.core.mapped import FileRegion, file_region
+from migrate.core.protowire import encode_varint as varint
 
 # field numbers and wire types of caffe2.proto (wire type 2 = length-delimited)
 _NETDEF_OP = (2 << 3) | 2
 _OPERATOR_ARG = (5 << 3) | 2
 _ARGUMENT_NAME = (1 << 3) | 2
 _ARGUMENT_FLOATS = (5 << 3) | 2
-
-
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def _values_argument(array: np.ndarray) -> tuple[bytes, memoryview | FileRegion, int]:

@@ -8,11 +8,9 @@ Caffe printed as its error and a fresh process runs the nets after it.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -21,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from migrate.core.errors import VerificationError
+from migrate.runtimes.interpreters import find_interpreter
 
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
 LAUNCHER = "caffe-python"
@@ -32,31 +31,11 @@ MAX_MESSAGE = 400
 
 
 def find_caffe_python(explicit: str | None = None) -> str | None:
-    """The interpreter of the Caffe side runtime, or None when there is none.
-
-    Looked for in this order: `explicit`, $MIGRATE_CAFFE_PYTHON, `caffe-python` on PATH,
-    the launcher in the provisioning folder ($MIGRATE_CAFFE_HOME or the default).
-    """
-    if explicit:
-        if not _works(explicit):
-            raise VerificationError(f"{explicit} cannot import caffe")
-        return explicit
+    """The interpreter of the Caffe side runtime, or None when there is none: `explicit`,
+    $MIGRATE_CAFFE_PYTHON, `caffe-python` on PATH, the launcher in the provisioning
+    folder ($MIGRATE_CAFFE_HOME or the default)."""
     home = os.environ.get(HOME_VAR, DEFAULT_HOME)
-    for candidate in (os.environ.get(ENV_VAR), shutil.which(LAUNCHER),
-                      os.path.join(home, LAUNCHER)):
-        if candidate and _works(candidate):
-            return candidate
-    return None
-
-
-@functools.cache
-def _works(python: str) -> bool:
-    try:
-        result = subprocess.run([python, "-I", "-c", "import caffe"], capture_output=True,
-                                timeout=120)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return result.returncode == 0
+    return find_interpreter(explicit, "caffe", ENV_VAR, LAUNCHER, [os.path.join(home, LAUNCHER)])
 
 
 @dataclass

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -14,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from migrate.core.errors import VerificationError
+from migrate.runtimes.interpreters import find_interpreter
 
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
 LAUNCHER = "caffe2-python"
@@ -23,37 +22,12 @@ TIMEOUT_S = 600
 
 
 def find_caffe2_python(explicit: str | None = None) -> str | None:
-    """The interpreter of the Caffe2 side runtime, or None when there is none.
-
-    Looked for in this order: `explicit` (--caffe2-python), $MIGRATE_CAFFE2_PYTHON,
-    `caffe2-python` on PATH, the default provisioning folder.
-    """
-    if explicit:
-        if not _works(explicit):
-            raise VerificationError(f"{explicit} cannot import caffe2")
-        return explicit
+    """The interpreter of the Caffe2 side runtime, or None when there is none: `explicit`
+    (--caffe2-python), $MIGRATE_CAFFE2_PYTHON, `caffe2-python` on PATH, the default
+    provisioning folder."""
     home = os.environ.get("MIGRATE_CAFFE2_HOME", DEFAULT_HOME)
-    candidates = [
-        os.environ.get(ENV_VAR),
-        shutil.which(LAUNCHER),
-        os.path.join(home, "venv", "bin", "python"),
-    ]
-    for candidate in candidates:
-        if candidate and _works(candidate):
-            return candidate
-    return None
-
-
-@functools.cache
-def _works(python: str) -> bool:
-    try:
-        result = subprocess.run(
-            [python, "-I", "-c", "import caffe2.python.workspace"],
-            capture_output=True, timeout=120,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return result.returncode == 0
+    return find_interpreter(explicit, "caffe2.python.workspace", ENV_VAR, LAUNCHER,
+                            [os.path.join(home, "venv", "bin", "python")])
 
 
 @dataclass
