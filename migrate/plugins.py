@@ -24,7 +24,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from importlib.metadata import entry_points
 from types import ModuleType
 
 from migrate.core.errors import MigrateError, UsageError
@@ -84,6 +83,8 @@ def load_plugin_file(path: str) -> ModuleType:
 
 def load_installed_plugins() -> list[str]:
     """Load every plugin that installed packages declare; returns their names."""
+    from importlib.metadata import entry_points  # scans every installed package: on demand
+
     loaded = []
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         try:

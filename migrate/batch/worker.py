@@ -27,9 +27,8 @@ def init_worker(max_bytes: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
     except (ImportError, ValueError, OSError):  # not available: run unlimited
         pass
-    from migrate.plugins import load_installed_plugins, load_plugin_file
+    from migrate.plugins import load_plugin_file
 
-    load_installed_plugins()
     for path in filter(None, os.environ.get("MIGRATE_PLUGINS", "").split(os.pathsep)):
         load_plugin_file(path)
 

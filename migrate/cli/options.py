@@ -143,8 +143,10 @@ def convert_options(args: argparse.Namespace, **extra):
 
 
 def load_plugins(files: list[str]) -> None:
-    from migrate.plugins import load_installed_plugins, load_plugin_file
+    """--plugin files; installed plugins (entry points) load on demand, the first time a
+    layer has no converter (see migrate.core.registry)."""
+    if files:
+        from migrate.plugins import load_plugin_file
 
-    load_installed_plugins()
-    for path in files:
-        load_plugin_file(path)
+        for path in files:
+            load_plugin_file(path)

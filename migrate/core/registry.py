@@ -40,10 +40,29 @@ class Registry(Generic[F]):
         return add
 
     def get(self, name: str) -> F | None:
-        return self._entries.get(name)
+        found = self._entries.get(name)
+        if found is None and _load_installed_plugins_once():
+            found = self._entries.get(name)
+        return found
 
     def names(self) -> list[str]:
         return sorted(self._entries)
+
+
+_plugins_loaded = False
+
+
+def _load_installed_plugins_once() -> bool:
+    """Plugins of installed packages (entry points) are loaded the first time a name has
+    no converter: scanning every installed distribution costs ~30 ms that commands which
+    need no plugin should not pay. Returns whether they were loaded just now."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return False
+    _plugins_loaded = True
+    from migrate.plugins import load_installed_plugins
+
+    return bool(load_installed_plugins())
 
 
 # -- format specs ------------------------------------------------------------------------

@@ -33,11 +33,14 @@ class _Deferred(types.ModuleType):
 
 
 def defer_sympy() -> None:
+    """Defer sympy (and onnx_ir itself: commands that never build a graph, such as
+    `migrate inspect` of a Torch7 file, need not pay for onnx and onnx_ir; the converter
+    modules that `import onnx_ir as ir` only read it when they convert)."""
     if any(name in sys.modules for name in ("sympy", "onnx_ir")):
         return
-    if importlib.util.find_spec("sympy") is None:
+    if importlib.util.find_spec("sympy") is None or importlib.util.find_spec("onnx_ir") is None:
         return
-    for name in _DEFERRED:
+    for name in ("onnx_ir", *_DEFERRED):
         module = _Deferred(name)
         module.__spec__ = importlib.machinery.ModuleSpec(name, None)
         sys.modules[name] = module

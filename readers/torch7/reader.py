@@ -24,7 +24,6 @@ from migrate.core.errors import (
     UnsupportedModulesError,
     UsageError,
 )
-from migrate.core.graph import GraphBuilder, static_shape
 from migrate.core.model import InputInfo, ReadOptions, SourceModel
 from migrate.readers.torch7 import t7file
 from migrate.readers.torch7.inputs import candidate_input_shapes, plan_inputs
@@ -51,7 +50,7 @@ class ReadResult:
 class BuildContext:
     """What a converter gets: graph-building helpers plus recursion into children."""
 
-    def __init__(self, builder: GraphBuilder) -> None:
+    def __init__(self, builder: Any) -> None:  # a migrate.core.graph.GraphBuilder
         self.builder = builder
         self.converted = 0
         self.notes: list[str] = []
@@ -113,6 +112,8 @@ class BuildContext:
         return self.builder.int64s(values, hint)
 
     def shape(self, x: ir.Value) -> tuple[int, ...]:
+        from migrate.core.graph import static_shape
+
         return static_shape(x)
 
     def batched(self, x: ir.Value, rank: int, fn: Callable[[ir.Value], ir.Value]) -> ir.Value:
@@ -227,6 +228,8 @@ def _build_with_guessed_shape(root: T7Module, name: str):
         except ConversionError as exc:
             first_error = first_error or exc
             continue
+        from migrate.core.graph import static_shape
+
         outputs = [static_shape(v) for v in builder.graph.outputs]
         if all(len(s) <= 1 or s[0] == 1 for s in outputs):
             return builder, ctx
@@ -239,6 +242,9 @@ def _build_with_guessed_shape(root: T7Module, name: str):
 
 
 def _build(root: T7Module, name: str, shapes: list[list[int]]):
+    # onnx (per-node shape inference) is imported when a graph is built, not for inspect
+    from migrate.core.graph import GraphBuilder
+
     builder = GraphBuilder(name=name)
     ctx = BuildContext(builder)
     names = ["data"] if len(shapes) == 1 else [f"data{i}" for i in range(1, len(shapes) + 1)]
@@ -288,6 +294,8 @@ def _input_info(value: ir.Value) -> InputInfo:
     image = len(value.shape) == 4 and dtype.startswith("float")
     value_range = value.meta.get(VALUE_RANGE)
     expects = f"integers {value_range[0]}..{value_range[1]} ({dtype})" if value_range else ""
+    from migrate.core.graph import static_shape
+
     return InputInfo(value.name, list(static_shape(value)), dtype=dtype,
                      layout="NCHW" if image else "", expects=expects, value_range=value_range)
 

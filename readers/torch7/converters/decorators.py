@@ -12,9 +12,9 @@ import onnx_ir as ir
 from migrate.core.errors import ConversionError
 from migrate.readers.torch7.registry import converter
 
-_INTEGER_STORAGE = {np.dtype(np.int64): ir.DataType.INT64, np.dtype(np.int32): ir.DataType.INT32,
-                    np.dtype(np.int16): ir.DataType.INT16, np.dtype(np.int8): ir.DataType.INT8,
-                    np.dtype(np.uint8): ir.DataType.UINT8}
+# integer tensor types a Copy may convert to (ONNX types looked up when used: onnx_ir's
+# import is deferred until a graph is built, see migrate/core/startup.py)
+_INTEGER_STORAGE = (np.int64, np.int32, np.int16, np.int8, np.uint8)
 
 
 @converter("nn.Decorator", "nn.NaN", "nn.Profile", "nn.DontCast")
@@ -48,8 +48,8 @@ def copy(ctx, module, x):
     """A copy into the output tensor type. Into a float type it is the identity here (the
     graph computes in float32); into an integer type it truncates, as a C cast does."""
     out = module.fields.get("output")
-    if isinstance(out, np.ndarray) and out.dtype in _INTEGER_STORAGE:
+    if isinstance(out, np.ndarray) and out.dtype in [np.dtype(d) for d in _INTEGER_STORAGE]:
         if not isinstance(x, ir.Value):
             raise ConversionError("Copy takes a tensor")
-        return ctx.op("Cast", [x], hint="copy", to=_INTEGER_STORAGE[out.dtype])
+        return ctx.op("Cast", [x], hint="copy", to=ir.DataType.from_numpy(out.dtype))
     return x

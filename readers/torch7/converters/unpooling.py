@@ -13,7 +13,6 @@ from __future__ import annotations
 import onnx_ir as ir
 
 from migrate.core.errors import ConversionError
-from migrate.core.graph import infer_node
 from migrate.readers.torch7.registry import converter
 
 
@@ -38,6 +37,8 @@ def _with_indices(ctx, pooled: ir.Value) -> tuple[ir.Node, ir.Value]:
     if len(node.outputs) == 1:
         node.resize_outputs(2)
         node.outputs[1].name = ctx.builder.unique_name(f"{pooled.name}_indices")
+        from migrate.core.graph import infer_node  # onnx: imported when a graph is built
+
         infer_node(node)
     return node, node.outputs[1]
 
