@@ -106,13 +106,16 @@ class Lowering:
                    hint: str | None = None) -> Tensor:
         return Tensor(self.unique(self._hint(hint)), tuple(int(d) for d in shape), dtype)
 
-    def const(self, array: np.ndarray, hint: str = "const", role: str | None = None) -> Tensor:
-        """A constant tensor; with a role (kernel, bias, ...) it is a weight of the layer."""
+    def const(self, array: np.ndarray, hint: str = "const", role: str | None = None,
+              data: bool = False) -> Tensor:
+        """A constant tensor; with a role (kernel, bias, ...) it is a weight of the layer.
+        Integer constants are int32 (LiteRT's shape, axis and index tensors) unless they
+        are `data`: operands of arithmetic on int64 values keep their int64."""
         array = np.asarray(array)
         if array.dtype in (np.float64, np.float16):
             array = array.astype(np.float32)
-        elif array.dtype == np.int64 and role is None:
-            array = array.astype(np.int32)  # LiteRT's shape, axis and index tensors
+        elif array.dtype == np.int64 and role is None and not data:
+            array = array.astype(np.int32)
         return Tensor(self.unique(self._hint(hint)), tuple(array.shape), array.dtype.name,
                       data=np.asarray(array, order="C"), role=role,
                       layer=self.layer or None)
@@ -149,6 +152,14 @@ class Lowering:
         return static_shape(value)
 
     @staticmethod
+    def boundary_shape(value: ir.Value) -> tuple[int, ...]:
+        """A graph output's shape, -1 where only the run knows the size (Compress)."""
+        if value.shape is not None and value.shape.rank() and any(
+                not isinstance(d, int) for d in value.shape):
+            return tuple(d if isinstance(d, int) else -1 for d in value.shape)
+        return static_shape(value)
+
+    @staticmethod
     def const_of(value: ir.Value | None) -> np.ndarray | None:
         if value is None or value.const_value is None:
             return None
@@ -169,7 +180,7 @@ class Lowering:
             raise self.error(f"value {value.name} is used before it is computed")
         tensor = self._consts.get(id(value))
         if tensor is None:
-            tensor = self._consts[id(value)] = self.const(array, value.name)
+            tensor = self._consts[id(value)] = self.const(array, value.name, data=True)
         return Stored(tensor, Layout.identity(array.shape))
 
     def bind(self, value: ir.Value, tensor: Tensor, layout: Layout) -> None:
@@ -270,15 +281,17 @@ class Lowering:
             return lay.identity(rank)
         return max(votes, key=lambda p: (votes[p], p == lay.channels_last(rank)))
 
-    def conform(self, value: ir.Value, rank: int, perm: Sequence[int], why: str = "") -> Tensor:
-        """The value broadcast to `rank` (leading 1s, numpy rules) in layout `perm`."""
+    def conform(self, value: ir.Value, rank: int, perm: Sequence[int], why: str = "",
+                broadcast: bool = True) -> Tensor:
+        """The value broadcast to `rank` (leading 1s, numpy rules) in layout `perm`;
+        constants lose their leading 1s when the op `broadcast`s (not Concat)."""
         array = self.const_of(value)
         if array is not None and id(value) not in self._env:
             full = array.reshape((1,) * (rank - array.ndim) + array.shape)
             stored = full.transpose(perm)
-            while stored.ndim > 1 and stored.shape[0] == 1:
+            while broadcast and stored.ndim > 1 and stored.shape[0] == 1:
                 stored = stored[0]  # leading 1s broadcast anyway: smaller constants
-            return self.const(stored, value.name)
+            return self.const(stored, value.name, data=True)
         found = self.get(value)
         extra = rank - len(found.layout.shape)
         if extra:
@@ -391,6 +404,11 @@ def lower(model: ir.Model, *, keep_layout: bool = False, optimize: bool = True) 
             if ctx.where() not in exc.message:
                 exc.message = f"{ctx.where()}: {exc.message}"
             raise
+        except MemoryError:
+            raise
+        except Exception as exc:  # a case the op's lowering did not expect
+            raise ctx.error(f"the TensorFlow/LiteRT writer failed on {node.op_type}: "
+                            f"{type(exc).__name__}: {exc}"[:500]) from exc
         path = node.metadata_props.get(SOURCE_PATH)
         if path and node.outputs and id(node.outputs[0]) in ctx._env:
             found = ctx.get(node.outputs[0])
@@ -398,8 +416,8 @@ def lower(model: ir.Model, *, keep_layout: bool = False, optimize: bool = True) 
     ctx.node = None
     taken: set[int] = {id(t) for t in program.inputs}
     for value in graph.outputs:
-        shape = ctx.shape(value)
-        perm = _boundary_perm(len(shape), keep_layout)
+        shape = ctx.boundary_shape(value)
+        perm = _boundary_perm(len(shape), keep_layout or min(shape) < 0)
         found = ctx.get(value)
         why = "graph output in the source layout" if keep_layout else "graph output layout"
         tensor = ctx.convert(found, Layout.permuted(shape, perm), why=why)

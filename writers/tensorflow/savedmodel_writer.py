@@ -6,7 +6,7 @@ import os
 
 import onnx_ir as ir
 
-from migrate.core.errors import ConversionError
+from migrate.core.errors import ConversionError, MigrateError
 from migrate.core.formats import tensorflow as sidecar
 from migrate.core.model import WriteOptions, WriteResult
 from migrate.core.outputs import write_atomically
@@ -32,8 +32,14 @@ def write(model: ir.Model, out_dir: str, stem: str, options: WriteOptions) -> Wr
     notes = layout_notes(program, keep)
     paths = {"savedmodel": os.path.join(out_dir, f"{stem}_savedmodel"),
              "json": os.path.join(out_dir, f"{stem}.json")}
-    built = tf_builder.SavedModelBuild(program)
-    built.save(paths["savedmodel"])
+    try:
+        built = tf_builder.SavedModelBuild(program)
+        built.save(paths["savedmodel"])
+    except (MigrateError, MemoryError):
+        raise
+    except Exception as exc:  # TensorFlow's own failure while tracing or saving
+        raise ConversionError(f"TensorFlow could not build the SavedModel: "
+                              f"{type(exc).__name__}: {exc}"[:500]) from exc
     data = sidecar_content(program, "tf", paths["savedmodel"], keep, {
         "function": tf_builder.FUNCTION,
         "variables": built.variables,

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from migrate.core.errors import ConversionError
 from migrate.writers.tensorflow.program import Op, Program, Tensor
 
 FUNCTION = "serve"  # the module's tf.function that serving_default calls
@@ -81,6 +82,20 @@ def _deconv(op: Op, x, k, b):
     return y if b is None else tf.nn.bias_add(y, b)
 
 
+def _conv_3d(op: Op, x, k, b):
+    a = op.attrs
+    y = tf.nn.conv3d(x, k, strides=[1, *a["stride"], 1], padding=_pads(a),
+                     dilations=[1, *a["dilation"], 1])
+    return y if b is None else tf.nn.bias_add(y, b)
+
+
+def _deconv_3d(op: Op, x, k, b):
+    a = op.attrs
+    y = tf.nn.conv3d_transpose(x, k, output_shape=list(a["output_shape"]),
+                               strides=[1, *a["stride"], 1], padding=_pads(a))
+    return y if b is None else tf.nn.bias_add(y, b)
+
+
 def _dense(op: Op, x, k, b):
     k_in = op.inputs[1].shape[1]
     y = tf.matmul(tf.reshape(x, (-1, k_in)), k)
@@ -134,6 +149,8 @@ _OPS: dict[str, Callable[..., Any]] = {
     "DEPTHWISE_CONV_2D": _depthwise,
     "TRANSPOSE_CONV": _deconv,
     "FULLY_CONNECTED": _dense,
+    "CONV_3D": _conv_3d,
+    "CONV_3D_TRANSPOSE": _deconv_3d,
     "BATCH_NORM": _batch_norm,
     "MAX_POOL_2D": _pool(tf.nn.max_pool2d),
     "AVERAGE_POOL_2D": _pool(tf.nn.avg_pool2d),
@@ -204,8 +221,20 @@ _OPS: dict[str, Callable[..., Any]] = {
     "RESIZE_NEAREST_NEIGHBOR": _resize(tf.raw_ops.ResizeNearestNeighbor),
     "CAST": lambda op, x: tf.cast(x, _DTYPES[op.attrs["out_dtype"]]),
     "GATHER": lambda op, x, i: tf.gather(x, i, axis=op.attrs["axis"]),
+    "GATHER_ND": lambda op, x, i: tf.gather_nd(x, i),
+    "WHERE": lambda op, c: tf.where(c),
+    "FLOOR_MOD": lambda op, a, b: tf.math.floormod(a, b),
+    "FLOOR_DIV": lambda op, a, b: tf.math.floordiv(a, b),
+    "NOT_EQUAL": lambda op, a, b: tf.not_equal(a, b),
+    "ONE_HOT": lambda op, i, depth, on, off: tf.one_hot(i, op.outputs[0].shape[-1],
+                                                        on_value=on, off_value=off,
+                                                        axis=op.attrs["axis"]),
+    "TOPK_V2": lambda op, x, k: list(tf.math.top_k(x, op.outputs[0].shape[-1])),
+    "DEPTH_TO_SPACE": lambda op, x: tf.nn.depth_to_space(x, op.attrs["block"]),
+    "SPACE_TO_DEPTH": lambda op, x: tf.nn.space_to_depth(x, op.attrs["block"]),
+    "SCATTER_ND": lambda op, i, u, s: tf.scatter_nd(i, u, op.outputs[0].shape),
     "TILE": lambda op, x, m: tf.tile(x, op.attrs["multiples"]),
-    "BROADCAST_TO": lambda op, x, s: tf.broadcast_to(x, op.attrs["shape"]),
+    "BROADCAST_TO": lambda op, x, s: tf.broadcast_to(x, op.attrs["to_shape"]),
     "ARG_MAX": lambda op, x, a: tf.math.argmax(x, axis=op.attrs["axis"],
                                                output_type=tf.int64),
     "ARG_MIN": lambda op, x, a: tf.math.argmin(x, axis=op.attrs["axis"],
@@ -279,7 +308,11 @@ class SavedModelBuild:
         for op in self.program.ops:
             with tf.name_scope(scope_name(op.layer) + "/"):
                 args = [self._value(t, env, op) for t in op.inputs]
-                result = _OPS[op.kind](op, *args)
+                try:
+                    result = _OPS[op.kind](op, *args)
+                except (ValueError, TypeError, tf.errors.OpError) as exc:
+                    raise ConversionError(f"{op.layer} ({op.cls}): TensorFlow refused "
+                                          f"{op.kind.lower()}: {exc}"[:500]) from None
                 outs = list(result) if isinstance(result, list | tuple) else [result]
                 activation = op.attrs.get("activation", "NONE")
                 if activation != "NONE":

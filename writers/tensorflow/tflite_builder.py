@@ -110,6 +110,18 @@ _OPTIONS: dict[str, tuple[int, Callable[[dict], Any]]] = {
     "ARG_MIN": (S.BuiltinOptions.ArgMinOptions, lambda a: _opts(
         S.ArgMinOptionsT, outputType=S.TensorType.INT64)),
 }
+_OPTIONS["ONE_HOT"] = (S.BuiltinOptions.OneHotOptions,
+                       lambda a: _opts(S.OneHotOptionsT, axis=a["axis"]))
+_OPTIONS["DEPTH_TO_SPACE"] = (S.BuiltinOptions.DepthToSpaceOptions,
+                              lambda a: _opts(S.DepthToSpaceOptionsT, blockSize=a["block"]))
+_OPTIONS["SPACE_TO_DEPTH"] = (S.BuiltinOptions.SpaceToDepthOptions,
+                              lambda a: _opts(S.SpaceToDepthOptionsT, blockSize=a["block"]))
+_OPTIONS["CONV_3D"] = (S.BuiltinOptions.Conv3DOptions, lambda a: _opts(
+    S.Conv3DOptionsT, padding=_PADDING[a["padding"]], strideD=a["stride"][0],
+    strideH=a["stride"][1], strideW=a["stride"][2], dilationDFactor=a["dilation"][0],
+    dilationHFactor=a["dilation"][1], dilationWFactor=a["dilation"][2],
+    fusedActivationFunction=_act(a)))
+_OPTIONS["CONV_3D_TRANSPOSE"] = _OPTIONS["CONV_3D"]
 _OPTIONS["GELU"] = (S.BuiltinOptions.GeluOptions,
                     lambda a: _opts(S.GeluOptionsT, approximate=a.get("approximate", False)))
 _OPTIONS["AVERAGE_POOL_2D"] = _OPTIONS["MAX_POOL_2D"]
@@ -117,8 +129,11 @@ for _kind in ("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD"):
     _OPTIONS[_kind] = (S.BuiltinOptions.ReducerOptions,
                        lambda a: _opts(S.ReducerOptionsT, keepDims=bool(a["keep_dims"])))
 _NEEDS_BIAS = {"CONV_2D", "DEPTHWISE_CONV_2D"}
-# builtins whose inputs are not in the op's own order
-_INPUT_ORDER = {"TRANSPOSE_CONV": lambda ins, shape: [shape, ins[1], ins[0], ins[2]]}
+# builtins whose inputs are not in the op's own order (the output shape comes first)
+_INPUT_ORDER = {"TRANSPOSE_CONV": lambda ins, shape: [shape, ins[1], ins[0], ins[2]],
+                "CONV_3D_TRANSPOSE": lambda ins, shape: [shape, ins[1], ins[0], ins[2]]}
+# the interpreter registers these builtins from a version above 1 only
+_MIN_VERSION = {"BROADCAST_TO": 2}
 
 
 def supported(kind: str) -> bool:
@@ -226,7 +241,9 @@ def build(program: Program, description: str = "torch7-migrate") -> list[memoryv
             return found
         entry = S.TensorT()
         entry.name = t.name
-        entry.shape = [int(d) for d in t.shape]
+        entry.shape = [max(int(d), 1) for d in t.shape]
+        if min(t.shape, default=0) < 0:  # sized when the model runs (WHERE's output)
+            entry.shapeSignature = [int(d) for d in t.shape]
         entry.type = _TYPES[t.dtype]
         entry.buffer = 0
         if t.data is not None:
@@ -253,8 +270,8 @@ def build(program: Program, description: str = "torch7-migrate") -> list[memoryv
                                   np.zeros(channels, np.float32))
         inputs = [tensor_index(t) for t in op.inputs]
         if op.kind in _INPUT_ORDER:
-            shape = Tensor(f"{op.outputs[0].name}/output_shape", (4,), "int32",
-                           np.asarray(op.attrs["output_shape"], np.int32))
+            dims = np.asarray(op.attrs["output_shape"], np.int32)
+            shape = Tensor(f"{op.outputs[0].name}/output_shape", dims.shape, "int32", dims)
             inputs = _INPUT_ORDER[op.kind](inputs, tensor_index(shape))
             if inputs[-1] == -1:
                 inputs = inputs[:-1]
@@ -264,7 +281,11 @@ def build(program: Program, description: str = "torch7-migrate") -> list[memoryv
         entry.outputs = [tensor_index(t) for t in op.outputs]
         if op.kind in _OPTIONS:
             entry.builtinOptionsType, factory = _OPTIONS[op.kind]
-            entry.builtinOptions = factory(op.attrs)
+            try:
+                entry.builtinOptions = factory(op.attrs)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ConversionError(f"{op.layer} ({op.cls}): {op.kind.lower()} options: "
+                                      f"{type(exc).__name__}: {exc}"[:500]) from exc
         subgraph.operators.append(entry)
     subgraph.inputs = [tensor_index(t) for t in program.inputs]
     subgraph.outputs = [tensor_index(t) for t in program.outputs]
@@ -292,7 +313,7 @@ def _opcode(model, codes: dict[str, int], kind: str) -> int:
         code.builtinCode = getattr(S.BuiltinOperator, kind)
         code.deprecatedBuiltinCode = min(code.builtinCode,
                                          S.BuiltinOperator.PLACEHOLDER_FOR_GREATER_OP_CODES)
-        code.version = 1
+        code.version = _MIN_VERSION.get(kind, 1)
         model.operatorCodes.append(code)
         codes[kind] = len(model.operatorCodes) - 1
     return codes[kind]

@@ -125,3 +125,23 @@ def thresholded_relu(ctx, node):
 def erf(ctx, node):
     # TensorFlow has erf; LiteRT has no builtin for it (its builder reports the layer)
     unary(ctx, node, "ERF")
+
+
+@op_lowering("Shrink")
+def shrink(ctx, node):
+    """x - bias above lambd, x + bias below -lambd, 0 between (Hard/SoftShrink): two
+    comparisons and two selects."""
+    found = ctx.get(node.inputs[0])
+    x, shape = found.tensor, found.tensor.shape
+    lambd = node.attributes.get_float("lambd", 0.5)
+    bias = node.attributes.get_float("bias", 0.0)
+    above = ctx.emit("GREATER", [x, _scalar(ctx, lambd, "lambd")], shape, "bool", hint="above")
+    below = ctx.emit("LESS", [x, _scalar(ctx, -lambd, "minus_lambd")], shape, "bool",
+                     hint="below")
+    high, low = x, x
+    if bias:
+        high = ctx.emit("SUB", [x, _scalar(ctx, bias, "bias")], shape, hint="high")
+        low = ctx.emit("ADD", [x, _scalar(ctx, bias, "bias")], shape, hint="low")
+    y = ctx.emit("SELECT_V2", [below, low, _scalar(ctx, 0.0, "zero")], shape, hint="low")
+    y = ctx.emit("SELECT_V2", [above, high, y], shape, hint="shrink")
+    _finish(ctx, node, y, found.layout)

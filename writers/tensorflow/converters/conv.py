@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from migrate.writers.tensorflow import layout as lay
+from migrate.writers.tensorflow.converters import volumetric
 from migrate.writers.tensorflow.registry import op_lowering
 from migrate.writers.tensorflow.window import effective_end, is_same, onnx_pads
 
@@ -19,7 +20,7 @@ def spatial_input(ctx, value, why: str):
     rank = len(shape)
     if rank not in (3, 4):
         raise ctx.error(f"{rank - 2}-D windows are not supported for TensorFlow/LiteRT "
-                        "(1-D and 2-D are)")
+                        "here (1-D, 2-D and 3-D convolutions and pooling are)")
     x = ctx.channels_last(value, why)
     if rank == 3:
         n, w, c = x.shape
@@ -87,6 +88,9 @@ def choose_padding(ctx, x, begin, end, kernel, strides, dilations, out_hw, pad_v
 
 @op_lowering("Conv")
 def conv(ctx, node):
+    if len(ctx.shape(node.inputs[0])) == 5:
+        volumetric.conv_3d(ctx, node)
+        return
     x_value, w_value = node.inputs[0], node.inputs[1]
     weight = np.asarray(ctx.require_const(w_value, "the convolution weight"), np.float32)
     bias_value = node.inputs[2] if len(node.inputs) > 2 else None
@@ -125,6 +129,9 @@ def conv(ctx, node):
 
 @op_lowering("ConvTranspose")
 def conv_transpose(ctx, node):
+    if len(ctx.shape(node.inputs[0])) == 5:
+        volumetric.conv_transpose_3d(ctx, node)
+        return
     x_value, w_value = node.inputs[0], node.inputs[1]
     weight = np.asarray(ctx.require_const(w_value, "the convolution weight"), np.float32)
     bias_value = node.inputs[2] if len(node.inputs) > 2 else None

@@ -56,7 +56,7 @@ def elementwise(ctx, node, kind: str, inputs=None, fold: bool = True) -> None:
                 v is tensors[0] or _scalar(ctx, v) for v in inputs):
             operands = [found.tensor if v is tensors[0] else
                         ctx.const(ctx.const_of(v).reshape(()).astype(_np_dtype(found.tensor)),
-                                  v.name) for v in inputs]
+                                  v.name, data=True) for v in inputs]
             _chain(ctx, node, kind, operands, found.tensor.shape, dtype, found.layout, fold)
             return
     perm = ctx.preferred_perm(tensors, rank)

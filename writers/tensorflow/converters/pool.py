@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from migrate.writers.tensorflow.converters import pool_nd
 from migrate.writers.tensorflow.converters.conv import (
     choose_padding,
     finish_spatial,
@@ -20,8 +21,6 @@ LOWEST = float(np.finfo(np.float32).min)  # padding no maximum ever picks
 
 
 def _setup(ctx, node):
-    if len(node.outputs) > 1 and node.outputs[1] is not None and node.outputs[1].uses():
-        raise ctx.error("MaxPool's indices output has no TensorFlow/LiteRT equivalent")
     x, rank = spatial_input(ctx, node.inputs[0], "pooling needs channels last")
     kernel, strides, dilations = window_attrs(ctx, node, rank)
     begin, end = pads_2d(ctx, node, rank, ctx.shape(node.inputs[0]), kernel, strides,
@@ -33,6 +32,9 @@ def _setup(ctx, node):
 
 @op_lowering("MaxPool")
 def max_pool(ctx, node):
+    if pool_nd.needs_nd(ctx, node):  # 3-D, or the indices of the maxima
+        pool_nd.max_pool_nd(ctx, node)
+        return
     x, rank, kernel, strides, dilations, begin, end, out_hw = _setup(ctx, node)
     n, c = x.shape[0], x.shape[3]
     stored = (n, *out_hw, c)
@@ -87,6 +89,9 @@ def _divisors(size, kernel, stride, begin, end, out, include_pad: bool) -> np.nd
 
 @op_lowering("AveragePool")
 def average_pool(ctx, node):
+    if pool_nd.needs_nd(ctx, node):
+        pool_nd.average_pool_nd(ctx, node)
+        return
     x, rank, kernel, strides, dilations, begin, end, out_hw = _setup(ctx, node)
     if any(d > 1 for d in dilations):
         raise ctx.error("dilated average pooling is not supported for TensorFlow/LiteRT")

@@ -68,8 +68,8 @@ def concat(ctx, node):
     rank = len(shape)
     axis = _axis(node.attributes.get_int("axis", 0), rank)
     perm = ctx.preferred_perm(inputs, rank)
-    tensors = [ctx.conform(v, rank, perm, "Concat inputs in different layouts")
-               for v in inputs]
+    tensors = [ctx.conform(v, rank, perm, "Concat inputs in different layouts",
+                           broadcast=False) for v in inputs]
     stored = tuple(shape[p] for p in perm)
     if len(tensors) == 1:
         y = ctx.reshape(tensors[0], stored)
@@ -225,7 +225,7 @@ def expand(ctx, node):
         y = x
     else:
         y = ctx.emit("BROADCAST_TO", [x, ctx.int32s(stored, "shape")], stored, x.dtype,
-                     hint="expand", shape=stored)
+                     hint="expand", to_shape=stored)
     ctx.bind_permuted(node.outputs[0], y, perm)
 
 
@@ -238,27 +238,3 @@ def tile(ctx, node):
     y = ctx.emit("TILE", [tensor, ctx.int32s(reps, "multiples")], shape, tensor.dtype,
                  hint="tile", multiples=tuple(reps))
     ctx.bind_permuted(node.outputs[0], y, perm)
-
-
-@op_lowering("Gather")
-def gather(ctx, node):
-    value, index_value = node.inputs
-    shape = ctx.shape(value)
-    rank = len(shape)
-    axis = _axis(node.attributes.get_int("axis", 0), rank)
-    indices = ctx.require_const(index_value, "Gather's indices").astype(np.int64)
-    indices = np.where(indices < 0, indices + shape[axis], indices)
-    if indices.ndim > 1:
-        raise ctx.error("Gather with indices of rank > 1 is not supported for LiteRT")
-    tensor, perm = ctx.permutation(value)
-    stored_axis = perm.index(axis)
-    out = list(tensor.shape)
-    if indices.ndim == 0:
-        del out[stored_axis]
-        new_perm = [p - (p > axis) for p in perm if p != axis]
-    else:
-        out[stored_axis] = indices.size
-        new_perm = list(perm)
-    y = ctx.emit("GATHER", [tensor, ctx.const(indices.astype(np.int32), "indices")], out,
-                 tensor.dtype, hint="gather", axis=stored_axis)
-    ctx.bind_permuted(node.outputs[0], y, new_perm)
