@@ -7,6 +7,7 @@ tree calling one registered converter per module.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -222,11 +223,20 @@ def _build_with_guessed_shape(root: T7Module, name: str):
     """Try plausible input sizes; prefer one whose outputs keep a batch of one."""
     first_error: MigrateError | None = None
     fallback = None
-    for shapes in candidate_input_shapes(root):
+    queue = list(candidate_input_shapes(root))
+    tried: list = []
+    while queue:
+        shapes = queue.pop(0)
+        if shapes in tried:
+            continue
+        tried.append(shapes)
         try:
             builder, ctx = _build(root, name, shapes)
         except ConversionError as exc:
             first_error = first_error or exc
+            better = _rescaled(shapes, getattr(exc, "elements", None))
+            if better is not None:
+                queue.insert(0, better)
             continue
         from migrate.core.graph import static_shape
 
@@ -239,6 +249,20 @@ def _build_with_guessed_shape(root: T7Module, name: str):
     assert first_error is not None
     first_error.message += " (input shape was guessed: pass --input-shape)"
     raise first_error
+
+
+def _rescaled(shapes: list[list[int]], elements: tuple[int, int] | None):
+    """The image size that would give a flattening layer (nn.View) the element count it
+    wants, from what a guessed size gave it (elements grow with the image's area): VGG's
+    View(25088) seen with 64x64 inputs points straight at 224x224."""
+    if elements is None or len(shapes) != 1 or len(shapes[0]) != 4:
+        return None
+    got, wanted = elements
+    n, c, h, w = shapes[0]
+    if h != w or got <= 0 or wanted <= 0:
+        return None
+    side = round(h * math.sqrt(wanted / got))
+    return [[n, c, side, side]] if 0 < side <= 4096 and side != h else None
 
 
 def _build(root: T7Module, name: str, shapes: list[list[int]]):

@@ -28,7 +28,9 @@ def view(ctx, module, x):
     maxdim = int(num_input_dims) if num_input_dims is not None else ind
     ine = math.prod(shape[ind - maxdim:])
     if num_elements == 0 or ine % num_elements:
-        raise ConversionError(f"input of shape {list(shape)} cannot be viewed as {size}")
+        error = ConversionError(f"input of shape {list(shape)} cannot be viewed as {size}")
+        error.elements = (ine, num_elements)  # tells a guessed input size how far off it is
+        raise error
     bsz = ine // num_elements
     if -1 in size:
         bsz = 1
