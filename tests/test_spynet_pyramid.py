@@ -1,12 +1,14 @@
 """SpyNet's whole coarse-to-fine pyramid as one network (`migrate spynet-pyramid`), against
 real Torch7 running SpyNet's own spynet.lua with the real level models
 (../shared/fixtures/real/spynet_pyramid): every level's recorded intermediates and the
-final flow, in real Caffe2 (one process for every net), onnxruntime, PyTorch and
-ExecuTorch; check-mobile; the layer-by-layer report on a corrupted weight; bad input."""
+final flow, in real Caffe2 (one process for every net), onnxruntime, PyTorch,
+ExecuTorch, LiteRT and TensorFlow; check-mobile; the layer-by-layer report on a corrupted
+weight; bad input."""
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 
@@ -199,11 +201,32 @@ def test_every_level_matches_real_torch7_in_pytorch(t, spynet, tmp_path, capsys)
     check_against_torch7(t, run_files("torch", files, images(t), layers=True), "PyTorch")
 
 
+@pytest.mark.parametrize(("to", "t", "warp"), [("tflite", "F", "auto"),
+                                               ("tflite", "K", "gather"), ("tf", "F", "auto")])
+def test_every_level_matches_real_torch7_in_litert_and_tensorflow(to, t, warp, spynet,
+                                                                   tmp_path):
+    """LiteRT and TensorFlow: the warp as GridSample's Gather-of-four-neighbours
+    construction (default), or the pyramid's own Gather warp; channels last throughout
+    with no Transpose op left; every level's steps against real Torch7."""
+    spec = WRITERS.get(to)
+    why = runtime_missing(spec.runtime)
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    assert convert(t, to, str(tmp_path), "--warp", warp, "--no-verify") == 0
+    files = spec.load().recognize(sorted(glob.glob(str(tmp_path / "*"))))
+    with open(files["json"]) as fh:
+        assert json.load(fh)["transposes"] == []
+    check_against_torch7(t, run_files(spec.runtime, files, images(t), layers=True),
+                         "LiteRT" if to == "tflite" else "TensorFlow")
+
+
 def test_other_targets_reproduce_the_flow_or_refuse_the_warp_clearly(spynet, tmp_path, capsys):
     """Every other writer: its file runs in its real runtime and gives real Torch7's flow,
-    or the writer cannot express the warp (TensorFlow/LiteRT: Gather with constant
-    indices only; BVLC Caffe: no sampler, no Floor): one clear line, exit 2."""
-    tested = {"caffe2", "onnx", "pytorch"}
+    or the writer cannot express the warp (BVLC Caffe: no sampler, no Floor): one clear
+    line, exit 2."""
+    tested = {"caffe2", "onnx", "pytorch", "tflite", "tf"}
     for spec in WRITERS.all():
         if spec.name in tested:
             continue
