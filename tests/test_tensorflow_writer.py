@@ -588,3 +588,173 @@ def test_tensorflow_is_imported_only_for_the_tf_target(shared_dir, tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr
+
+
+# -- ops beyond the Torch7 fixtures' settings, against onnxruntime's own kernels ------------
+
+def _onnx_model(path: str, nodes, inputs, outputs, initializers=()) -> None:
+    graph = helper.make_graph(nodes, os.path.basename(path)[:-5], inputs, outputs,
+                              list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, path)
+
+
+def _value(name: str, dtype: int, shape) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, dtype, list(shape))
+
+
+F, I64, BOOL = onnx.TensorProto.FLOAT, onnx.TensorProto.INT64, onnx.TensorProto.BOOL
+
+
+def _op_models(folder: str) -> dict[str, tuple[str, list[np.ndarray]]]:
+    """name -> (.onnx path, inputs): the settings the fixtures do not reach."""
+    rng = np.random.default_rng(7)
+    made = {}
+
+    def add(name, nodes, inputs, outputs, feeds, initializers=()):
+        path = os.path.join(folder, f"{name}.onnx")
+        _onnx_model(path, nodes, inputs, outputs, initializers)
+        made[name] = (path, feeds)
+
+    image = rng.standard_normal((2, 3, 5, 6)).astype(np.float32)
+    grid = rng.uniform(-1.3, 1.3, (2, 4, 7, 2)).astype(np.float32)
+    for padding in ("zeros", "border"):
+        for align in (0, 1):
+            add(f"gridsample_{padding}_align{align}",
+                [helper.make_node("GridSample", ["x", "grid"], ["y"], mode="bilinear",
+                                  padding_mode=padding, align_corners=align)],
+                [_value("x", F, image.shape), _value("grid", F, grid.shape)],
+                [_value("y", F, (2, 3, 4, 7))], [image, grid])
+    x = rng.standard_normal((2, 3, 7, 8)).astype(np.float32)
+    add("maxpool_indices_overlapping",  # windows overlap: indices only, no unpooling
+        [helper.make_node("MaxPool", ["x"], ["y", "i"], kernel_shape=[3, 3], strides=[2, 2],
+                          pads=[1, 1, 1, 1])],
+        [_value("x", F, x.shape)], [_value("y", F, (2, 3, 4, 4)), _value("i", I64, (2, 3, 4, 4))],
+        [x])
+    signal = rng.standard_normal((2, 3, 9)).astype(np.float32)
+    add("maxunpool_1d",
+        [helper.make_node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2], strides=[3]),
+         helper.make_node("Relu", ["y"], ["r"]),
+         helper.make_node("MaxUnpool", ["r", "i", "shape"], ["u"], kernel_shape=[2],
+                          strides=[3])],
+        [_value("x", F, signal.shape)], [_value("u", F, signal.shape)], [signal],
+        [numpy_helper.from_array(np.asarray(signal.shape, np.int64), "shape")])
+    data = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    index = rng.integers(-4, 4, (3, 2, 5)).astype(np.int64)
+    add("gather_elements_negative",
+        [helper.make_node("GatherElements", ["x", "i"], ["y"], axis=1)],
+        [_value("x", F, data.shape), _value("i", I64, index.shape)],
+        [_value("y", F, index.shape)], [data, index])
+    picks = np.asarray([[-1, 0, 3, 5], [-5, 2, -4, 1]], np.int64)
+    add("onehot_negative",
+        [helper.make_node("OneHot", ["i", "depth", "values"], ["y"], axis=1)],
+        [_value("i", I64, picks.shape)], [_value("y", F, (2, 4, 4))], [picks],
+        [numpy_helper.from_array(np.asarray(4, np.int64), "depth"),
+         numpy_helper.from_array(np.asarray([-2.0, 3.0], np.float32), "values")])
+    values = rng.standard_normal((2, 6, 3)).astype(np.float32)
+    add("topk_smallest_axis1",
+        [helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=1, largest=0)],
+        [_value("x", F, values.shape)], [_value("v", F, (2, 2, 3)), _value("i", I64, (2, 2, 3))],
+        [values], [numpy_helper.from_array(np.asarray([2], np.int64), "k")])
+    deep = rng.standard_normal((1, 8, 3, 2)).astype(np.float32)
+    add("depth_to_space_dcr_space_to_depth",
+        [helper.make_node("DepthToSpace", ["x"], ["s"], blocksize=2, mode="DCR"),
+         helper.make_node("Relu", ["s"], ["r"]),
+         helper.make_node("SpaceToDepth", ["r"], ["y"], blocksize=2)],
+        [_value("x", F, deep.shape)], [_value("s", F, (1, 2, 6, 4)), _value("y", F, deep.shape)],
+        [deep])
+    table = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    where = np.asarray([[2, -1], [0, -3]], np.int64)
+    add("gather_computed_2d_indices_of_an_image",  # the image is stored NHWC
+        [helper.make_node("Gather", ["x", "i"], ["y"], axis=1)],
+        [_value("x", F, table.shape), _value("i", I64, where.shape)],
+        [_value("y", F, (2, 2, 2, 4, 5))], [table, where])
+    matrix = rng.standard_normal((3, 4)).astype(np.float32)
+    add("compress_axis1",
+        [helper.make_node("Compress", ["x", "keep"], ["y"], axis=1)],
+        [_value("x", F, matrix.shape), _value("keep", BOOL, (4,))],
+        [_value("y", F, (3, None))], [matrix, np.asarray([True, False, True, True])])
+    volume = rng.standard_normal((1, 2, 3, 4, 5)).astype(np.float32)
+    add("resize_volume_nearest",
+        [helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest",
+                          coordinate_transformation_mode="asymmetric", nearest_mode="floor")],
+        [_value("x", F, volume.shape)], [_value("y", F, (1, 2, 6, 8, 5))], [volume],
+        [numpy_helper.from_array(np.asarray([1, 1, 2, 2, 1], np.float32), "scales")])
+    return made
+
+
+@pytest.fixture(scope="module")
+def onnx_ops(litert, tensorflow, tmp_path_factory):
+    from migrate.runtimes.ort.api import run_onnx
+
+    folder = str(tmp_path_factory.mktemp("onnx_ops"))
+    made = _op_models(folder)
+    found = {}
+    for target, api in (("tflite", litert), ("tf", tensorflow)):
+        models = [(name, path, feeds, run_onnx(path, feeds))
+                  for name, (path, feeds) in made.items()]
+        found[target] = _convert_and_run(target, api, models, folder, optimized=False)
+    return found
+
+
+OP_MODELS = ["gridsample_zeros_align0", "gridsample_zeros_align1", "gridsample_border_align0",
+             "gridsample_border_align1", "maxpool_indices_overlapping", "maxunpool_1d",
+             "gather_elements_negative", "onehot_negative", "topk_smallest_axis1",
+             "depth_to_space_dcr_space_to_depth", "gather_computed_2d_indices_of_an_image",
+             "compress_axis1", "resize_volume_nearest"]
+
+
+@pytest.mark.parametrize("target", ["tflite", "tf"])
+@pytest.mark.parametrize("name", OP_MODELS)
+def test_op_matches_onnxruntime(name, target, onnx_ops):
+    """GridSample's four modes, MaxPool's indices (overlapping windows) and 1-D
+    unpooling, negative indices, TopK's smallest, DCR/SpaceToDepth, a data-dependent
+    Compress, a 3-D resize: as onnxruntime computes them (indices exactly)."""
+    _check(onnx_ops[target], name)
+    _, _, run, expected = onnx_ops[target][name]
+    for got, want in zip(run.outputs, expected, strict=True):
+        if np.issubdtype(want.dtype, np.integer):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_what_litert_cannot_express_is_one_error_naming_the_layer(tmp_path, monkeypatch):
+    """Overlapping unpooling (SCATTER_ND would add repeated indices), an op after a
+    data-dependent Compress, bicubic sampling, and a lowering that fails unexpectedly:
+    each a ConversionError naming the node, never a raw exception."""
+    from migrate.writers.tensorflow import registry, tflite_writer
+
+    x = np.zeros((1, 1, 6, 6), np.float32)
+    cases = {
+        "overlap": ([helper.make_node("MaxPool", ["x"], ["y", "i"], kernel_shape=[3, 3],
+                                      strides=[2, 2], name="pool"),
+                     helper.make_node("MaxUnpool", ["y", "i"], ["u"], kernel_shape=[3, 3],
+                                      strides=[2, 2], name="the_unpool")],
+                    [_value("u", F, (1, 1, 5, 5))], "windows do not overlap", "the_unpool"),
+        "compress": ([helper.make_node("Compress", ["x", "keep"], ["c"], axis=3,
+                                       name="the_compress"),
+                      helper.make_node("Relu", ["c"], ["u"])],
+                     [_value("u", F, (1, 1, 6, None))], "graph output", "the_compress"),
+        "bicubic": ([helper.make_node("GridSample", ["x", "grid"], ["u"], mode="bicubic",
+                                      name="the_sampler")],
+                    [_value("u", F, (1, 1, 6, 6))], "bicubic", "the_sampler"),
+    }
+    extra = {"keep": numpy_helper.from_array(np.ones(6, bool), "keep"),
+             "grid": numpy_helper.from_array(np.zeros((1, 6, 6, 2), np.float32), "grid")}
+    for name, (nodes, outputs, words, layer) in cases.items():
+        path = str(tmp_path / f"{name}.onnx")
+        used = [extra[i] for node in nodes for i in node.input if i in extra]
+        _onnx_model(path, nodes, [_value("x", F, x.shape)], outputs, used)
+        model = read_source(path, ConvertOptions()).model
+        with pytest.raises(ConversionError, match=words) as raised:
+            _convert(tflite_writer, model, str(tmp_path), name)
+        assert layer in str(raised.value), raised.value
+
+    def broken(ctx, node):  # a lowering with a bug of its own
+        raise TypeError("unexpected")
+
+    path = str(tmp_path / "erf.onnx")
+    _erf_model(path)
+    model = read_source(path, ConvertOptions()).model
+    monkeypatch.setitem(registry._REGISTRY._entries, "Erf", broken)
+    with pytest.raises(ConversionError, match="the_erf.*TypeError: unexpected"):
+        _convert(tflite_writer, model, str(tmp_path), "erf")

@@ -175,6 +175,10 @@ def compress(ctx, node):
     GATHER of them. The result's length is known only when the model runs, so it must
     be a graph output (an op after it needs static shapes)."""
     value, condition = node.inputs
+    if node.outputs[0].uses():
+        raise ctx.error("Compress selects a number of values known only when the model "
+                        "runs; for TensorFlow/LiteRT its result must be a graph output (the "
+                        "ops after it need static shapes)")
     axis = node.attributes.get("axis")
     x = ctx.plain(value, "Compress selects in the source layout")
     if axis is None:  # the flattened input
