@@ -13,8 +13,10 @@ tensor holds a source value as
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -24,8 +26,36 @@ _MAX_BYTES = 256 << 20  # a sidecar lists layers, never weights
 
 
 def quiet_tensorflow() -> None:
-    """Before importing TensorFlow: its C++ start-up lines stay off unless asked for."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Before importing TensorFlow: its C++ log lines stay off unless asked for
+    (TF_CPP_MIN_LOG_LEVEL=0, 1 or 2): a failing op reaches us as an exception with the
+    same message, and notes such as oneDNN's "DT_BOOL only on platforms with AVX-512"
+    are logged at error level. TensorFlow 2.21 prints its oneDNN start-up note through
+    absl before it reads that variable, so the first import runs with the process's
+    stderr on /dev/null (a failing import still raises its exception)."""
+    asked = os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("0", "1", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if asked or "tensorflow" in sys.modules:
+        return
+    with stderr_to_devnull():
+        import tensorflow  # noqa: F401
+
+
+@contextlib.contextmanager
+def stderr_to_devnull():
+    """File descriptor 2 on /dev/null: C++ loggers write there directly."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def read(path: str) -> dict | None:

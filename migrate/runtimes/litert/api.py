@@ -9,10 +9,8 @@ ordinary interpreter, as a user runs it)."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import importlib.util
-import os
 import warnings
 from collections.abc import Sequence
 
@@ -39,29 +37,11 @@ def load_sidecar(path: str) -> dict:
     return data
 
 
-@contextlib.contextmanager
-def _quiet_stderr():
-    """LiteRT's C++ logger prints an INFO line to stderr when it adds its XNNPACK
-    delegate; errors reach us as exceptions, so the line is dropped."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _interpreter(path: str, preserve: bool = False, threads: int | None = None):
     from ai_edge_litert.interpreter import Interpreter
 
     try:
-        with warnings.catch_warnings(), _quiet_stderr():
+        with warnings.catch_warnings(), sidecar.stderr_to_devnull():
             warnings.simplefilter("ignore")  # the "debugging only" note on preserve
             interpreter = Interpreter(model_path=path, num_threads=threads,
                                       experimental_preserve_all_tensors=preserve)
