@@ -674,6 +674,21 @@ def _op_models(folder: str) -> dict[str, tuple[str, list[np.ndarray]]]:
         [helper.make_node("Compress", ["x", "keep"], ["y"], axis=1)],
         [_value("x", F, matrix.shape), _value("keep", BOOL, (4,))],
         [_value("y", F, (3, None))], [matrix, np.asarray([True, False, True, True])])
+    clip = rng.standard_normal((2, 4, 5, 6, 7)).astype(np.float32)
+    add("conv3d_grouped_without_bias",
+        [helper.make_node("Conv", ["x", "w"], ["y"], group=2, pads=[1, 1, 1, 1, 1, 1],
+                          strides=[1, 2, 1])],
+        [_value("x", F, clip.shape)], [_value("y", F, (2, 6, 5, 3, 7))], [clip],
+        [numpy_helper.from_array(rng.standard_normal((6, 2, 3, 3, 3)).astype(np.float32),
+                                 "w")])
+    add("conv_transpose3d_grouped_dilated",
+        [helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], group=2,
+                          strides=[2, 1, 2], dilations=[1, 2, 1], pads=[1, 0, 1, 0, 1, 1],
+                          output_padding=[1, 0, 0])],
+        [_value("x", F, clip.shape)], [_value("y", F, (2, 6, 11, 9, 13))], [clip],
+        [numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3, 2)).astype(np.float32),
+                                 "w"),
+         numpy_helper.from_array(rng.standard_normal(6).astype(np.float32), "b")])
     volume = rng.standard_normal((1, 2, 3, 4, 5)).astype(np.float32)
     add("resize_volume_nearest",
         [helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest",
@@ -701,7 +716,8 @@ OP_MODELS = ["gridsample_zeros_align0", "gridsample_zeros_align1", "gridsample_b
              "gridsample_border_align1", "maxpool_indices_overlapping", "maxunpool_1d",
              "gather_elements_negative", "onehot_negative", "topk_smallest_axis1",
              "depth_to_space_dcr_space_to_depth", "gather_computed_2d_indices_of_an_image",
-             "compress_axis1", "resize_volume_nearest"]
+             "compress_axis1", "conv3d_grouped_without_bias",
+             "conv_transpose3d_grouped_dilated", "resize_volume_nearest"]
 
 
 @pytest.mark.parametrize("target", ["tflite", "tf"])
@@ -709,7 +725,8 @@ OP_MODELS = ["gridsample_zeros_align0", "gridsample_zeros_align1", "gridsample_b
 def test_op_matches_onnxruntime(name, target, onnx_ops):
     """GridSample's four modes, MaxPool's indices (overlapping windows) and 1-D
     unpooling, negative indices, TopK's smallest, DCR/SpaceToDepth, a data-dependent
-    Compress, a 3-D resize: as onnxruntime computes them (indices exactly)."""
+    Compress, grouped and dilated 3-D convolutions, a 3-D resize: as onnxruntime computes
+    them (indices exactly)."""
     _check(onnx_ops[target], name)
     _, _, run, expected = onnx_ops[target][name]
     for got, want in zip(run.outputs, expected, strict=True):
