@@ -645,6 +645,12 @@ def _op_models(folder: str) -> dict[str, tuple[str, list[np.ndarray]]]:
         [helper.make_node("GatherElements", ["x", "i"], ["y"], axis=1)],
         [_value("x", F, data.shape), _value("i", I64, index.shape)],
         [_value("y", F, index.shape)], [data, index])
+    volume = rng.standard_normal((2, 3, 4, 2, 3)).astype(np.float32)
+    index = rng.integers(-3, 3, (2, 3, 4, 2, 3)).astype(np.int64)
+    add("gather_elements_5d",  # past rank 4: integer arithmetic on a flat view
+        [helper.make_node("GatherElements", ["x", "i"], ["y"], axis=-1)],
+        [_value("x", F, volume.shape), _value("i", I64, index.shape)],
+        [_value("y", F, index.shape)], [volume, index])
     picks = np.asarray([[-1, 0, 3, 5], [-5, 2, -4, 1]], np.int64)
     add("onehot_negative",
         [helper.make_node("OneHot", ["i", "depth", "values"], ["y"], axis=1)],
@@ -714,10 +720,11 @@ def onnx_ops(litert, tensorflow, tmp_path_factory):
 
 OP_MODELS = ["gridsample_zeros_align0", "gridsample_zeros_align1", "gridsample_border_align0",
              "gridsample_border_align1", "maxpool_indices_overlapping", "maxunpool_1d",
-             "gather_elements_negative", "onehot_negative", "topk_smallest_axis1",
-             "depth_to_space_dcr_space_to_depth", "gather_computed_2d_indices_of_an_image",
-             "compress_axis1", "conv3d_grouped_without_bias",
-             "conv_transpose3d_grouped_dilated", "resize_volume_nearest"]
+             "gather_elements_negative", "gather_elements_5d", "onehot_negative",
+             "topk_smallest_axis1", "depth_to_space_dcr_space_to_depth",
+             "gather_computed_2d_indices_of_an_image", "compress_axis1",
+             "conv3d_grouped_without_bias", "conv_transpose3d_grouped_dilated",
+             "resize_volume_nearest"]
 
 
 @pytest.mark.parametrize("target", ["tflite", "tf"])

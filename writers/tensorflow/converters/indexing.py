@@ -19,18 +19,23 @@ def _axis(axis: int, rank: int) -> int:
 
 
 def int_const(ctx, value, like, hint: str):
-    """An integer constant of the same type as the index tensor `like` (broadcast to
-    its shape past rank 4, where LiteRT's integer kernels stop broadcasting)."""
-    array = np.asarray(value, like.dtype)
-    if len(like.shape) > 4 and array.shape != like.shape:
-        array = np.ascontiguousarray(np.broadcast_to(array, like.shape))
-    return ctx.const(array, hint, data=True)
+    """An integer constant of the same type as the index tensor `like`."""
+    return ctx.const(np.asarray(value, like.dtype), hint, data=True)
+
+
+def with_scalar(ctx, kind: str, x, value, hint: str, dtype: str | None = None):
+    """kind(x, scalar); past rank 4, where LiteRT's integer and comparison kernels stop
+    broadcasting, on a flat view of x (a reshape each way, no copy of the scalar)."""
+    shape = x.shape
+    flat = ctx.reshape(x, (int(np.prod(shape)),), hint="flat") if len(shape) > 4 else x
+    y = ctx.emit(kind, [flat, int_const(ctx, value, x, hint)], flat.shape, dtype or x.dtype,
+                 hint=hint)
+    return ctx.reshape(y, shape, hint=hint) if len(shape) > 4 else y
 
 
 def wrap_negative(ctx, index, size: int):
     """ONNX index semantics: -1 is the last of `size` (FLOOR_MOD keeps 0..size-1)."""
-    return ctx.emit("FLOOR_MOD", [index, int_const(ctx, size, index, "size")], index.shape,
-                    index.dtype, hint="index")
+    return with_scalar(ctx, "FLOOR_MOD", index, size, "index")
 
 
 def stored_indices(ctx, value):
@@ -96,8 +101,7 @@ def gather_elements(ctx, node):
     else:
         index = wrap_negative(ctx, indices, shape[axis])
         if stride[axis] != 1:
-            index = ctx.emit("MUL", [index, int_const(ctx, stride[axis], index, "stride")],
-                             index.shape, index.dtype, hint="index")
+            index = with_scalar(ctx, "MUL", index, stride[axis], "stride")
         stored_offsets = np.ascontiguousarray(np.transpose(offsets, index_perm))
         index = ctx.emit("ADD", [index, int_const(ctx, stored_offsets, index, "offsets")],
                          index.shape, index.dtype, hint="index")
@@ -120,10 +124,8 @@ def one_hot(ctx, node):
     if index.dtype not in ("int32", "int64"):
         index = ctx.emit("CAST", [index], index.shape, "int64", hint="index",
                          in_dtype=index.dtype, out_dtype="int64")
-    negative = ctx.emit("LESS", [index, int_const(ctx, 0, index, "zero")], index.shape,
-                        "bool", hint="negative")
-    moved = ctx.emit("ADD", [index, int_const(ctx, depth, index, "depth")], index.shape,
-                     index.dtype, hint="from_end")
+    negative = with_scalar(ctx, "LESS", index, 0, "negative", "bool")
+    moved = with_scalar(ctx, "ADD", index, depth, "from_end")
     index = ctx.emit("SELECT_V2", [negative, moved, index], index.shape, index.dtype,
                      hint="index")
     from migrate.writers.tensorflow.lowering import _DTYPES

@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from migrate.writers.tensorflow import layout as lay
-from migrate.writers.tensorflow.converters.indexing import int_const
+from migrate.writers.tensorflow.converters.indexing import with_scalar
 from migrate.writers.tensorflow.converters.shape import strided_slice
 from migrate.writers.tensorflow.converters.volumetric import (
     pad_channels_last,
@@ -100,24 +100,21 @@ def max_unpool(ctx, node):
                          in_dtype=index.dtype, out_dtype="int32")
     n, c = out_shape[:2]
     plane = math.prod(out_shape[2:])
+    count = math.prod(values.shape)
+    index = ctx.reshape(index, (count,), hint="index")  # 1-D: every kernel broadcasts
     # ONNX's flat index ((n * C + c) * S + s) -> channels last ((n * S + s) * C + c)
     within = index
     if n > 1:
-        within = ctx.emit("FLOOR_MOD", [index, int_const(ctx, c * plane, index, "image")],
-                          index.shape, "int32", hint="in_image")
+        within = with_scalar(ctx, "FLOOR_MOD", index, c * plane, "in_image")
     if c > 1:
-        position = ctx.emit("FLOOR_MOD", [within, int_const(ctx, plane, index, "plane")],
-                            index.shape, "int32", hint="position")
-        channel = ctx.emit("FLOOR_DIV", [within, int_const(ctx, plane, index, "plane")],
-                           index.shape, "int32", hint="channel")
-        moved = ctx.emit("MUL", [position, int_const(ctx, c, index, "channels")],
-                         index.shape, "int32", hint="position")
+        position = with_scalar(ctx, "FLOOR_MOD", within, plane, "position")
+        channel = with_scalar(ctx, "FLOOR_DIV", within, plane, "channel")
+        moved = with_scalar(ctx, "MUL", position, c, "position")
         moved = ctx.emit("ADD", [moved, channel], index.shape, "int32", hint="nhwc")
         if n > 1:
             image = ctx.emit("SUB", [index, within], index.shape, "int32", hint="image")
             moved = ctx.emit("ADD", [moved, image], index.shape, "int32", hint="nhwc")
         index = moved
-    count = math.prod(values.shape)
     total = math.prod(out_shape)
     flat = ctx.emit("SCATTER_ND", [ctx.reshape(index, (count, 1), hint="index"),
                                    ctx.reshape(values, (count,), hint="values"),
