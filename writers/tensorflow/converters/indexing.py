@@ -4,7 +4,8 @@ has: the output's layout follows the data's and the indices' stored orders, so n
 transpose is needed around them.
 
 Indices follow ONNX: a negative index counts from the end (FLOOR_MOD by the axis size,
-which leaves indices in range as they are)."""
+which leaves indices in range as they are; an index past either end, an error in ONNX,
+wraps around instead of stopping the model)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def wrap_negative(ctx, index, size: int):
 
 
 def stored_indices(ctx, value):
-    """(index tensor, its permutation): constants as int32 in source order."""
+    """(int64 array, None) for constant indices, else (stored tensor, its permutation)."""
     array = ctx.const_of(value)
     if array is not None and id(value) not in ctx._env:
         return array.astype(np.int64), None
