@@ -6,14 +6,12 @@ naming the node and its op, and is listed here (and in the README)."""
 
 from __future__ import annotations
 
-import glob
 import os
 
 import numpy as np
-import onnx
 import pytest
-from fixtures_t7 import REAL_DIR, ROOT
-from onnx import numpy_helper
+from fixtures_onnx import backend_models, stored_data
+from fixtures_t7 import ROOT
 
 from migrate.core.errors import MigrateError
 from migrate.core.model import WriteOptions
@@ -24,8 +22,6 @@ from migrate.runtimes.ort.api import run_onnx
 from migrate.verify.compare import compare
 from migrate.writers.caffe2.writer import write as write_caffe2
 from migrate.writers.onnx.writer import write as write_onnx
-
-BACKEND = os.path.join(REAL_DIR, "onnx", "backend")
 
 # Models no target here can take (the reader refuses them), and why.
 UNREADABLE = {
@@ -43,44 +39,8 @@ UNREADABLE = {
 CAFFE2_UNSUPPORTED: dict[str, str] = {}
 
 
-def _models() -> list[tuple[str, str]]:
-    found = []
-    for path in sorted(glob.glob(os.path.join(BACKEND, "*", "*", "model.onnx"))):
-        found.append((os.path.relpath(os.path.dirname(path), BACKEND), path))
-    for path in sorted(glob.glob(os.path.join(BACKEND, "light", "*.onnx"))):
-        found.append(("light/" + os.path.basename(path)[:-5], path))
-    return found
-
-
-MODELS = _models()
+MODELS = backend_models()
 IDS = [name for name, _ in MODELS]
-
-
-def _tensor(path: str) -> np.ndarray:
-    return numpy_helper.to_array(onnx.load_tensor(path))
-
-
-def stored_data(name: str, path: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """The stored inputs and expected outputs. Node tests keep them in test_data_set_0; the
-    light models store only outputs, computed by onnx's test runner on the input it
-    generates (`np.arange(n).reshape(shape) / n`, symbolic dims as 1)."""
-    if name.startswith("light/"):
-        model = onnx.load(path, load_external_data=False)
-        weights = {t.name for t in model.graph.initializer}
-        inputs = []
-        for value in model.graph.input:
-            if value.name in weights:
-                continue
-            shape = [d.dim_value if d.HasField("dim_value") else 1
-                     for d in value.type.tensor_type.shape.dim]
-            n = int(np.prod(shape))
-            inputs.append((np.arange(n).reshape(shape) / n).astype(np.float32))
-        outputs = [_tensor(p) for p in sorted(glob.glob(path[:-5] + "_output_*.pb"))]
-        return inputs, outputs
-    data = os.path.join(os.path.dirname(path), "test_data_set_0")
-    inputs = [_tensor(p) for p in sorted(glob.glob(os.path.join(data, "input_*.pb")))]
-    outputs = [_tensor(p) for p in sorted(glob.glob(os.path.join(data, "output_*.pb")))]
-    return inputs, outputs
 
 
 def _fits_float32(arrays) -> bool:

@@ -22,6 +22,7 @@ import sys
 import numpy as np
 import onnx
 import pytest
+from fixtures_onnx import backend_models, stored_data
 from fixtures_t7 import REAL_DIR, ROOT, cases, manifest_names
 from onnx import helper, numpy_helper
 
@@ -182,37 +183,8 @@ def test_every_torch7_source_is_covered():
 
 # -- ONNX -> PyTorch --------------------------------------------------------------------
 
-def _backend_models() -> list[tuple[str, str]]:
-    found = [("light/" + os.path.basename(p)[:-5], p)
-             for p in sorted(glob.glob(os.path.join(BACKEND, "light", "*.onnx")))]
-    for path in sorted(glob.glob(os.path.join(BACKEND, "*", "*", "model.onnx"))):
-        found.append((os.path.relpath(os.path.dirname(path), BACKEND), path))
-    return found
-
-
-BACKEND_MODELS = _backend_models()
+BACKEND_MODELS = backend_models()
 LAYERS_OBSERVED = {"light/light_squeezenet", "light/light_shufflenet"}
-
-
-def _backend_data(name: str, path: str):
-    """Light models: input `np.arange(n).reshape(shape) / n` (symbolic dims 1), expected
-    outputs stored beside the model; node tests: test_data_set_0."""
-    tensor = lambda p: numpy_helper.to_array(onnx.load_tensor(p))  # noqa: E731
-    if name.startswith("light/"):
-        model = onnx.load(path, load_external_data=False)
-        weights = {t.name for t in model.graph.initializer}
-        inputs = []
-        for value in model.graph.input:
-            if value.name in weights:
-                continue
-            shape = [d.dim_value if d.HasField("dim_value") else 1
-                     for d in value.type.tensor_type.shape.dim]
-            n = int(np.prod(shape))
-            inputs.append((np.arange(n).reshape(shape) / n).astype(np.float32))
-        return inputs, [tensor(p) for p in sorted(glob.glob(path[:-5] + "_output_*.pb"))]
-    data = os.path.join(os.path.dirname(path), "test_data_set_0")
-    return ([tensor(p) for p in sorted(glob.glob(os.path.join(data, "input_*.pb")))],
-            [tensor(p) for p in sorted(glob.glob(os.path.join(data, "output_*.pb")))])
 
 
 @pytest.fixture
@@ -228,7 +200,7 @@ def flushed_denormals():
 @pytest.mark.parametrize(("name", "path"), BACKEND_MODELS, ids=[n for n, _ in BACKEND_MODELS])
 def test_onnx_model_reproduces_stored_outputs_in_pytorch(name, path, shared_dir, tmp_path,
                                                          flushed_denormals):
-    inputs, outputs = _backend_data(name, path)
+    inputs, outputs = stored_data(name, path)
     try:
         src = read_source(path, ConvertOptions(input_shapes=[a.shape for a in inputs]))
     except MigrateError as exc:  # test_onnx_backend.py covers what the reader refuses

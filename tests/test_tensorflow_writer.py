@@ -18,6 +18,7 @@ import sys
 import numpy as np
 import onnx
 import pytest
+from fixtures_onnx import light_data
 from fixtures_t7 import REAL_DIR, cases, manifest_names
 from onnx import helper, numpy_helper
 
@@ -87,19 +88,6 @@ def _t7_models() -> list[tuple[str, str, list[np.ndarray], list[np.ndarray]]]:
     return found
 
 
-def _light_data(path: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """The backend tests' input convention (arange / n, symbolic dims 1) and the stored
-    output TensorProto."""
-    model = read_source(path, ConvertOptions()).model
-    inputs = []
-    for value in model.graph.inputs:
-        shape = tuple(int(d) for d in value.shape)
-        n = int(np.prod(shape))
-        inputs.append((np.arange(n).reshape(shape) / n).astype(np.float32))
-    expected = numpy_helper.to_array(onnx.load_tensor(path[:-5] + "_output_0.pb"))
-    return inputs, [expected]
-
-
 def _convert(writer, model, out_dir: str, stem: str, **extra):
     return writer.write(model, out_dir, stem, WriteOptions(optimize=extra.pop("optimize", True),
                                                            extra=extra))
@@ -155,14 +143,14 @@ def t7_tf(shared_dir, tensorflow, tmp_path_factory):
 @pytest.fixture(scope="module")
 def light_litert(shared_dir, litert, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("light_litert"))
-    models = [(os.path.basename(p)[:-5], p, *_light_data(p)) for p in LIGHT]
+    models = [(os.path.basename(p)[:-5], p, *light_data(p)) for p in LIGHT]
     return _convert_and_run("tflite", litert, models, out)
 
 
 @pytest.fixture(scope="module")
 def light_tf(shared_dir, tensorflow, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("light_tf"))
-    models = [(os.path.basename(p)[:-5], p, *_light_data(p)) for p in LIGHT
+    models = [(os.path.basename(p)[:-5], p, *light_data(p)) for p in LIGHT
               if os.path.basename(p)[:-5] in LIGHT_TF_IDS]
     return _convert_and_run("tf", tensorflow, models, out)
 
