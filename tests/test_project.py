@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -48,3 +49,37 @@ def test_readme_lists_exactly_the_supported_modules():
     module_list = [line for line in section.splitlines() if line.startswith("`")]
     expected = supported_module_line()
     assert module_list == [expected], "run: python tools/update_readme.py"
+
+
+def test_every_package_folder_is_a_package():
+    """setup.py installs regular packages only: a folder of modules without __init__.py
+    would be left out of the wheel (the source checkout would still import it)."""
+    missing = []
+    for top in ("migrate", "readers", "writers"):
+        for folder, dirs, files in os.walk(os.path.join(ROOT, top)):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            if any(f.endswith(".py") for f in files) and "__init__.py" not in files:
+                missing.append(os.path.relpath(folder, ROOT))
+    assert not missing, missing
+
+
+def test_the_installed_package_has_every_module(tmp_path):
+    """What `pip install .` builds: the wheel's file list."""
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                             str(tmp_path), ROOT], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    import zipfile
+
+    (wheel,) = [p for p in os.listdir(tmp_path) if p.endswith(".whl")]
+    names = set(zipfile.ZipFile(tmp_path / wheel).namelist())
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if not d.startswith((".", "__")) and d not in (
+            "tests", "bench", "tools", "fixtures", "examples", "build", "out")]
+        top = os.path.relpath(folder, ROOT).split(os.sep)[0]
+        for name in files:
+            if not name.endswith((".py", ".sh", ".proto", ".txt")) or top not in (
+                    "migrate", "readers", "writers"):
+                continue
+            relative = os.path.relpath(os.path.join(folder, name), ROOT)
+            installed = relative if top == "migrate" else f"migrate/{relative}"
+            assert installed in names, f"{relative} is not in the wheel"

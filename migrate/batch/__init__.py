@@ -1,0 +1,1 @@
+"""`migrate batch`: every model of an archive, in parallel, resumably."""

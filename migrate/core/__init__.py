@@ -1,0 +1,1 @@
+"""The format-agnostic core: the common graph, errors, registries, content tests, passes."""

@@ -1,0 +1,1 @@
+"""Graph passes on the common graph."""

@@ -1,0 +1,1 @@
+"""Proving a conversion: comparisons, layer-by-layer verification, reports."""
