@@ -1,5 +1,5 @@
 """Every Torch7 fixture of manifest_n.txt and manifest_p.txt (the n_*, p_* and q_* models,
-float variants), converted to LiteRT and PyTorch (and to a TensorFlow SavedModel for a
+float variants), converted to LiteRT, PyTorch and ExecuTorch (and to a TensorFlow SavedModel for a
 subset covering each op family), run in the target's real runtime: each reproduces what
 real Lua Torch7 computed (../shared/fixtures/torch7/raw/*.f64) within 1e-4, or the writer
 refuses it with a MigrateError naming the module, and then the case is listed in
@@ -38,13 +38,25 @@ n_VolumetricDilatedMaxPooling_float n_SpatialMaxUnpooling_encdec_float
 n_SpatialFractionalMaxPooling_fixed_float n_UpSampling_trilinear_size_float
 n_MaskedSelect_float n_Replicate_float p_stn_transformer_float
 p_fns_InstanceNormalization_float q_nngraph_nested_tables_float""".split()
-TARGETS = {"tflite": NAMES, "pytorch": NAMES, "tf": TF_CASES}
+TARGETS = {"tflite": NAMES, "pytorch": NAMES, "tf": TF_CASES, "executorch": NAMES}
 # the Python module each target's runtime needs
-RUNTIME_MODULES = {"tflite": "ai_edge_litert", "pytorch": "torch", "tf": "tensorflow"}
+RUNTIME_MODULES = {"tflite": "ai_edge_litert", "pytorch": "torch", "tf": "tensorflow",
+                   "executorch": "executorch"}
 
 # (target, case) -> a substring of the MigrateError the writer raises: what the target
 # cannot express exactly. Every other case must reproduce real Torch7.
-CANNOT_EXPRESS: dict[tuple[str, str], str] = {}
+CANNOT_EXPRESS: dict[tuple[str, str], str] = {
+    # ExecuTorch's runtime (pip package: portable kernels + XNNPACK) has no 3-D pooling
+    # kernels and its convolution kernel is 1-D/2-D only
+    **{("executorch", f"n_Volumetric{name}_float"): "has no kernel for aten::" + op
+       for name, op in (("AveragePooling", "avg_pool3d"), ("AveragePooling_pad", "avg_pool3d"),
+                        ("MaxPooling", "max_pool3d"), ("MaxPooling_pad_ceil", "max_pool3d"),
+                        ("DilatedMaxPooling", "max_pool3d"), ("MaxUnpooling", "max_pool3d"))},
+    **{("executorch", name): "has no 3-D convolution"
+       for name in ("n_VolumetricConvolution_float", "n_VolumetricConvolution_stride_float",
+                    "n_VolumetricDilatedConvolution_float", "n_VolumetricFullConvolution_float",
+                    "p_cudnn_VolumetricConvolution_float")},
+}
 
 PARAMS = [(target, name) for target, names in TARGETS.items() for name in names]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,20 @@ class FileRegion:
     path: str
     offset: int
     length: int
+
+
+def join_chunks(chunks: Iterable[bytes | memoryview | FileRegion]) -> bytes:
+    """A writer's chunk stream as one bytes object, file regions read in (small nets and
+    tests; files are written from the stream itself)."""
+    parts = []
+    for chunk in chunks:
+        if isinstance(chunk, FileRegion):
+            with open(chunk.path, "rb") as fh:
+                fh.seek(chunk.offset)
+                parts.append(fh.read(chunk.length))
+        else:
+            parts.append(bytes(chunk))
+    return b"".join(parts)
 
 
 def register_mapping(buffer, path: str) -> None:

@@ -62,6 +62,18 @@ class SourceModel:
     # (Torch7), the common graph run in onnxruntime is the reference
     runtime_files: dict[str, str] | None = None
 
+    def parameter_count(self) -> int:
+        """Values in the floating-point initializers (the weights), for summaries."""
+        return sum(v.const_value.size for v in self.model.graph.initializers.values()
+                   if v.const_value is not None and v.const_value.dtype.is_floating_point())
+
+    def op_counts(self) -> dict[str, int]:
+        """Common-graph operator type -> how many nodes use it, sorted by type."""
+        counts: dict[str, int] = {}
+        for node in self.model.graph:
+            counts[node.op_type] = counts.get(node.op_type, 0) + 1
+        return dict(sorted(counts.items()))
+
 
 @dataclass
 class WriteOptions:

@@ -449,8 +449,7 @@ def inspect(paths: Sequence[str], options: ReadOptions) -> str:
         cls = node.metadata_props.get("source.class", "")
         path = node.metadata_props.get("source.path", "")
         counts.setdefault(cls, set()).add(path)  # type: ignore[arg-type]
-    params = sum(v.const_value.size for v in source.model.graph.initializers.values()
-                 if v.const_value is not None and v.const_value.dtype.is_floating_point())
+    params = source.parameter_count()
     shapes = ", ".join(f"{i.name} {'x'.join(map(str, i.shape))}" for i in source.inputs)
     outputs = ", ".join(f"{v.name} {'x'.join(map(str, static_shape(v)))}"
                         for v in source.model.graph.outputs)

@@ -249,13 +249,10 @@ def _dtype_name(value: ir.Value) -> str:
 def inspect(paths: Sequence[str], options: ReadOptions) -> str:
     """Nodes by operator type, parameters, what each target writer supports."""
     source = read(paths, options)
-    counts: dict[str, int] = {}
-    for node in source.model.graph:
-        counts[node.op_type] = counts.get(node.op_type, 0) + 1
-    params = sum(v.const_value.size for v in source.model.graph.initializers.values()
-                 if v.const_value is not None and v.const_value.dtype.is_floating_point())
+    counts = source.op_counts()
+    params = source.parameter_count()
     lines = [f"{os.path.basename(paths[0])}: {source.description}, {source.layer_count} nodes, "
              f"{params:,} parameters"]
-    lines += [f"  {op:<24} {n}" for op, n in sorted(counts.items())]
+    lines += [f"  {op:<24} {n}" for op, n in counts.items()]
     lines += [f"  note: {n}" for n in source.notes]
     return "\n".join(lines)

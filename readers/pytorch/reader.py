@@ -275,14 +275,11 @@ def _root_class(program: Any) -> str:
 def inspect(paths: Sequence[str], options: ReadOptions) -> str:
     """Layers, common-graph operators, parameters."""
     source = read(paths, options)
-    counts: dict[str, int] = {}
-    for node in source.model.graph:
-        counts[node.op_type] = counts.get(node.op_type, 0) + 1
-    params = sum(v.const_value.size for v in source.model.graph.initializers.values()
-                 if v.const_value is not None and v.const_value.dtype.is_floating_point())
+    counts = source.op_counts()
+    params = source.parameter_count()
     shapes = ", ".join("x".join(map(str, i.shape)) for i in source.inputs)
     lines = [f"{os.path.basename(paths[0])}: {source.description}, {source.layer_count} layers,"
              f" {params:,} parameters, input {shapes}", "  common-graph ops:"]
-    lines += [f"    {op:<24} {n}" for op, n in sorted(counts.items())]
+    lines += [f"    {op:<24} {n}" for op, n in counts.items()]
     lines += [f"  note: {n}" for n in source.notes]
     return "\n".join(lines)

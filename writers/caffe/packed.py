@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from migrate.core.formats import caffe_pb2
-from migrate.core.mapped import FileRegion, file_region
+from migrate.core.mapped import FileRegion, file_region, join_chunks
 from migrate.core.protowire import encode_varint as varint
 
 # field numbers of caffe.proto, as (number << 3) | wire type 2 (length-delimited)
@@ -82,12 +82,4 @@ def caffemodel_chunks(name: str, layers: Sequence[tuple[caffe_pb2.LayerParameter
 
 def caffemodel_bytes(name: str, layers) -> bytes:
     """The whole caffemodel in memory (small nets, tests)."""
-    parts = []
-    for chunk in caffemodel_chunks(name, layers):
-        if isinstance(chunk, FileRegion):
-            with open(chunk.path, "rb") as fh:
-                fh.seek(chunk.offset)
-                parts.append(fh.read(chunk.length))
-        else:
-            parts.append(bytes(chunk))
-    return b"".join(parts)
+    return join_chunks(caffemodel_chunks(name, layers))

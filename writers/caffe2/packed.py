@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 
 from migrate.core.formats.caffe2_pb2 import NetDef
-from migrate.core.mapped import FileRegion, file_region
+from migrate.core.mapped import FileRegion, file_region, join_chunks
 from migrate.core.protowire import encode_varint as varint
 
 # field numbers and wire types of caffe2.proto (wire type 2 = length-delimited)
@@ -58,12 +58,4 @@ def init_net_chunks(init_net: NetDef, values: Mapping[str, np.ndarray]
 
 
 def init_net_bytes(init_net: NetDef, values: Mapping[str, np.ndarray]) -> bytes:
-    parts = []
-    for chunk in init_net_chunks(init_net, values):
-        if isinstance(chunk, FileRegion):
-            with open(chunk.path, "rb") as fh:
-                fh.seek(chunk.offset)
-                parts.append(fh.read(chunk.length))
-        else:
-            parts.append(bytes(chunk))
-    return b"".join(parts)
+    return join_chunks(init_net_chunks(init_net, values))
