@@ -112,6 +112,20 @@ def test_bad_input_shape_is_a_usage_error(tmp_path):
     assert result.returncode == 2 and "--input-shape" in result.stderr
 
 
+def test_blas_threads_are_off_in_the_command_only():
+    """The command imports numpy with OpenBLAS's pool at one thread (its spinning threads
+    cost CPU for nothing) but leaves the environment of child processes as it was."""
+    code = ("import os, sys; from migrate.cli import main; "
+            f"code = main(['inspect', {EXAMPLE!r}]); "
+            "print(code, 'OPENBLAS_NUM_THREADS' in os.environ, "
+            "len(os.listdir('/proc/self/task')))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=120)
+    # exit 0, the variable gone again, one thread in the process (numpy's pool is not up)
+    assert result.stdout.splitlines()[-1] == "0 False 1", result.stdout + result.stderr
+
+
 def test_inspect_lists_modules_and_support():
     result = migrate("inspect", EXAMPLE)
     assert result.returncode == 0

@@ -35,11 +35,34 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# commands that always import numpy (they read weights)
+_NUMPY_COMMANDS = {"convert", "verify", "inspect", "batch", "spynet-pyramid"}
+
+
+def _import_numpy_without_blas_threads() -> None:
+    """numpy's OpenBLAS starts one spinning thread per core when numpy is imported: about
+    0.1 s of CPU per command here (bench/bench_wall.py), for nothing, as a conversion
+    copies weights and multiplies none of note. Only for this process, and only when the
+    user has not chosen: child processes (Caffe's runtime does use BLAS) get the
+    environment as it was."""
+    import os
+
+    if "numpy" in sys.modules or "OPENBLAS_NUM_THREADS" in os.environ:
+        return
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    try:
+        import numpy  # noqa: F401
+    finally:
+        del os.environ["OPENBLAS_NUM_THREADS"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     name = "convert"
     if argv and argv[0] in COMMANDS:
         name = argv.pop(0)
+    if name in _NUMPY_COMMANDS and "--help" not in argv and "-h" not in argv:
+        _import_numpy_without_blas_threads()
     debug = "--debug" in argv
     try:
         return _command(name)(argv)
