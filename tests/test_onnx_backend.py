@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 import pytest
-from fixtures_onnx import backend_models, stored_data
+from fixtures_onnx import UNREADABLE, backend_models, stored_data
 from fixtures_t7 import ROOT
 
 from migrate.core.errors import MigrateError
@@ -22,17 +22,6 @@ from migrate.runtimes.ort.api import run_onnx
 from migrate.verify.compare import compare
 from migrate.writers.caffe2.writer import write as write_caffe2
 from migrate.writers.onnx.writer import write as write_onnx
-
-# Models no target here can take (the reader refuses them), and why.
-UNREADABLE = {
-    "simple/test_gradient_of_add": "operators outside the ONNX standard",
-    "simple/test_gradient_of_add_and_mul": "operators outside the ONNX standard",
-    **{f"simple/test_sequence_model{k}": "ONNX sequences" for k in range(1, 9)},
-    **{f"simple/test_strnorm_model_{name}": "string values" for name in (
-        "monday_casesensintive_lower", "monday_casesensintive_nochangecase",
-        "monday_casesensintive_upper", "monday_empty_output", "monday_insensintive_upper_twodim",
-        "nostopwords_nochangecase")},
-}
 
 # What the Caffe2 writer cannot express (a clear error naming the node), and why. Kept in
 # step with the README's "ONNX models Caffe2 cannot take" list by test_readme_lists_them.

@@ -342,8 +342,6 @@ def test_pt2_to_caffe(cases, tmp_path):
     """The convolutional models through Caffe, run in one pycaffe process layer by layer.
     The MLP needs LayerNorm, which BVLC Caffe lacks: it converts once the Caffe writer
     builds it, else it is refused with that reason."""
-    if WRITERS.get("caffe") is None:
-        pytest.skip("no Caffe writer yet")
     from migrate.core.errors import ConversionError
     from migrate.runtimes.caffe.api import run_many
     from migrate.runtimes.caffe.side import find_caffe_python
