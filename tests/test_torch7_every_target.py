@@ -46,16 +46,9 @@ RUNTIME_MODULES = {"tflite": "ai_edge_litert", "pytorch": "torch", "tf": "tensor
 # (target, case) -> a substring of the MigrateError the writer raises: what the target
 # cannot express exactly. Every other case must reproduce real Torch7.
 CANNOT_EXPRESS: dict[tuple[str, str], str] = {
-    # ExecuTorch's runtime (pip package: portable kernels + XNNPACK) has no 3-D pooling
-    # kernels and its convolution kernel is 1-D/2-D only
-    **{("executorch", f"n_Volumetric{name}_float"): "has no kernel for aten::" + op
-       for name, op in (("AveragePooling", "avg_pool3d"), ("AveragePooling_pad", "avg_pool3d"),
-                        ("MaxPooling", "max_pool3d"), ("MaxPooling_pad_ceil", "max_pool3d"),
-                        ("DilatedMaxPooling", "max_pool3d"), ("MaxUnpooling", "max_pool3d"))},
-    **{("executorch", name): "has no 3-D convolution"
-       for name in ("n_VolumetricConvolution_float", "n_VolumetricConvolution_stride_float",
-                    "n_VolumetricDilatedConvolution_float", "n_VolumetricFullConvolution_float",
-                    "p_cudnn_VolumetricConvolution_float")},
+    # ExecuTorch's runtime has no 3-D pooling kernel; 3-D pooling runs as 2-D pooling over
+    # depth planes, but the indices an unpooling needs have no such form
+    ("executorch", "n_VolumetricMaxUnpooling_float"): "has no kernel for aten::max_pool3d",
 }
 
 PARAMS = [(target, name) for target, names in TARGETS.items() for name in names]

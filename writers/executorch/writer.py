@@ -41,7 +41,8 @@ def _quiet_imports():
             logger.setLevel(level)
 
 
-def pte_bytes(model: ir.Model, source=None) -> bytes:
+def pte_bytes(model: ir.Model, source=None, notes: list[str] | None = None) -> bytes:
+    """The program, serialized; what was changed on the way is appended to `notes`."""
     try:
         import torch
 
@@ -54,8 +55,14 @@ def pte_bytes(model: ir.Model, source=None) -> bytes:
         raise UsageError(f"--to executorch needs {exc.name or 'executorch'}: "
                          "pip install 'torch7-migrate[executorch]'") from None
 
+    from migrate.writers.executorch.planes import split_depth  # needs torch: imported here
+
     program = generate(model, source)
     module = instantiate(program)
+    planar = split_depth(module)
+    if planar and notes is not None:
+        notes.append(f"{planar} 3-D convolution/pooling layer(s) run as 2-D ops over depth "
+                     "planes (ExecuTorch's runtime has no 3-D kernels): the same numbers")
     examples = tuple(torch.from_numpy(a) for a in program.example_inputs())
     try:
         exported = torch.export.export(module, examples)
@@ -129,8 +136,9 @@ def _source_layer(node, model: ir.Model, program) -> str | None:
 
 def write(model: ir.Model, out_dir: str, stem: str, options: WriteOptions) -> WriteResult:
     path = os.path.join(out_dir, f"{stem}.pte")
-    write_atomically({path: pte_bytes(model, options.source)})
-    return WriteResult({"pte": path})
+    notes: list[str] = []
+    write_atomically({path: pte_bytes(model, options.source, notes)})
+    return WriteResult({"pte": path}, notes)
 
 
 def recognize(paths: list[str]) -> dict[str, str] | None:
