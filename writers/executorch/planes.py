@@ -54,17 +54,22 @@ def _triple(value) -> tuple[int, int, int]:
     return tuple(value) if isinstance(value, tuple | list) else (value, value, value)
 
 
+def _store_taps(planar: nn.Module, conv: nn.Module) -> int:
+    """One 4-D weight per depth tap, stored apart so each stays a constant XNNPACK can
+    take, and the bias; returns the number of taps."""
+    taps = conv.weight.shape[2]
+    for k in range(taps):
+        planar.register_buffer(f"weight_{k}", conv.weight.detach()[:, :, k].contiguous())
+    planar.register_buffer("bias", None if conv.bias is None else conv.bias.detach())
+    return taps
+
+
 class ConvByPlanes(nn.Module):
     def __init__(self, conv: nn.Conv3d) -> None:
         super().__init__()
         self.stride, self.padding = conv.stride, conv.padding
         self.dilation, self.groups = conv.dilation, conv.groups
-        # one (O, C/g, kH, kW) weight per depth tap, stored apart so each stays a constant
-        # XNNPACK can take
-        self.taps = conv.weight.shape[2]
-        for k in range(self.taps):
-            self.register_buffer(f"weight_{k}", conv.weight.detach()[:, :, k].contiguous())
-        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach())
+        self.taps = _store_taps(self, conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         (s_d, s_h, s_w), (p_d, p_h, p_w) = self.stride, self.padding
@@ -90,10 +95,7 @@ class ConvTransposeByPlanes(nn.Module):
         self.stride, self.padding = conv.stride, conv.padding
         self.output_padding, self.dilation = conv.output_padding, conv.dilation
         self.groups = conv.groups
-        self.taps = conv.weight.shape[2]
-        for k in range(self.taps):
-            self.register_buffer(f"weight_{k}", conv.weight.detach()[:, :, k].contiguous())
-        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach())
+        self.taps = _store_taps(self, conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         (s_d, s_h, s_w), (p_d, p_h, p_w) = self.stride, self.padding
