@@ -15,6 +15,22 @@ T7_DIR = os.path.join(SHARED, "fixtures", "torch7")
 RAW_DIR = os.path.join(T7_DIR, "raw")
 REAL_DIR = os.path.join(SHARED, "fixtures", "real")
 PROJECT_FIXTURES = os.path.join(ROOT, "fixtures")
+# the 28 real SpyNet models and what real Torch7 computed with them on one input
+SPYNET_MODELS = sorted(glob.glob(os.path.join(REAL_DIR, "spynet", "modelL*.t7")))
+SPYNET_REF = os.path.join(REAL_DIR, "spynet_ref")
+
+
+def spynet_input() -> np.ndarray:
+    """The 1x8x24x32 input every SpyNet reference output was computed on."""
+    return np.fromfile(os.path.join(SPYNET_REF, "input_1x8x24x32.f64"), "<f8").reshape(
+        1, 8, 24, 32)
+
+
+def spynet_expected(stem: str) -> np.ndarray:
+    """Real Torch7's output of the SpyNet model `stem` (e.g. modelL1_3) on spynet_input()."""
+    (path,) = glob.glob(os.path.join(SPYNET_REF, f"{stem}_output.*.f64"))
+    shape = [int(d) for d in os.path.basename(path).split(".")[1].split("x")]
+    return np.fromfile(path, "<f8").reshape(shape)
 
 
 def read_raw(stem: str) -> list[np.ndarray]:

@@ -16,7 +16,15 @@ import time
 
 import numpy as np
 import pytest
-from fixtures_t7 import PROJECT_FIXTURES, REAL_DIR, ROOT, T7_DIR, read_raw
+from fixtures_t7 import (
+    PROJECT_FIXTURES,
+    REAL_DIR,
+    ROOT,
+    T7_DIR,
+    read_raw,
+    spynet_expected,
+    spynet_input,
+)
 
 from migrate.runtimes.caffe2.side import Caffe2Job, run_caffe2_jobs
 
@@ -115,10 +123,8 @@ def _check_results(out, good, bad, caffe2_python):
     jobs = []
     for path, case in good.items():
         outputs = json.loads(rows[path]["outputs"])
-        inputs = read_raw(f"{case}_input") or [np.fromfile(
-            os.path.join(REAL_DIR, "spynet_ref", "input_1x8x24x32.f64")).reshape(1, 8, 24, 32)]
-        expected = read_raw(f"{case}_output") or [np.fromfile(glob.glob(os.path.join(
-            REAL_DIR, "spynet_ref", f"{case}_output.*.f64"))[0]).reshape(1, 2, 24, 32)]
+        inputs = read_raw(f"{case}_input") or [spynet_input()]
+        expected = read_raw(f"{case}_output") or [spynet_expected(case)]
         # the batch converted each model for a guessed input of one sample (nn.View
         # makes a Torch7 net's shapes depend on the batch size): feed the first sample
         inputs, expected = [inputs[0][:1]], [expected[0][:1]]

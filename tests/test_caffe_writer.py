@@ -7,7 +7,6 @@ error naming the source layer."""
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import subprocess
@@ -15,7 +14,17 @@ import sys
 
 import numpy as np
 import pytest
-from fixtures_t7 import PROJECT_FIXTURES, REAL_DIR, T7_DIR, Case, cases, manifest_names
+from fixtures_t7 import (
+    PROJECT_FIXTURES,
+    REAL_DIR,
+    SPYNET_MODELS,
+    T7_DIR,
+    Case,
+    cases,
+    manifest_names,
+    spynet_expected,
+    spynet_input,
+)
 from test_caffe_reader import REAL_MODELS, real_files, real_ref
 from test_onnx_backend import MODELS as ONNX_MODELS
 from test_onnx_backend import _matches
@@ -63,16 +72,12 @@ CAFFE_UNSUPPORTED = {
     "p_stn_BilinearSamplerBHWD_float": "no layer for ONNX op GridSample",
     "p_stn_transformer_float": "no layer for ONNX op GridSample",
 }
-SPYNET = sorted(glob.glob(os.path.join(REAL_DIR, "spynet", "modelL*.t7")))
-SPYNET_REF = os.path.join(REAL_DIR, "spynet_ref")
+SPYNET = SPYNET_MODELS
 LIGHT = [(name, path) for name, path in ONNX_MODELS if name.startswith("light/")]
 
 
 def _spynet_io(path: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    x = np.fromfile(os.path.join(SPYNET_REF, "input_1x8x24x32.f64"), "<f8")
-    (out,) = glob.glob(os.path.join(SPYNET_REF, f"{os.path.basename(path)[:-3]}_output.*.f64"))
-    shape = [int(d) for d in os.path.basename(out).split(".")[1].split("x")]
-    return [x.reshape(1, 8, 24, 32)], [np.fromfile(out, "<f8").reshape(shape)]
+    return [spynet_input()], [spynet_expected(os.path.basename(path)[:-3])]
 
 
 def _t7(case: Case, optimized: bool):

@@ -5,12 +5,11 @@ conversion's own verification is given Torch7's outputs as the reference (--expe
 
 from __future__ import annotations
 
-import glob
 import os
 
 import numpy as np
 import pytest
-from fixtures_t7 import REAL_DIR
+from fixtures_t7 import SPYNET_MODELS, spynet_expected, spynet_input
 
 from migrate.core.errors import MigrateError, UsageError
 from migrate.pipeline import ConvertOptions, convert_source
@@ -19,20 +18,9 @@ if not os.environ.get("CI"):  # CI installs them (.[test]): there a missing one 
     pytest.importorskip("torch")
     pytest.importorskip("executorch")
 
-SPYNET = sorted(glob.glob(os.path.join(REAL_DIR, "spynet", "modelL*.t7")))
-REF = os.path.join(REAL_DIR, "spynet_ref")
+SPYNET = SPYNET_MODELS
 STEMS = [os.path.basename(p)[:-3] for p in SPYNET]
 ATOL = 1e-4
-
-
-def _input() -> np.ndarray:
-    return np.fromfile(os.path.join(REF, "input_1x8x24x32.f64"), "<f8").reshape(1, 8, 24, 32)
-
-
-def _expected(stem: str) -> np.ndarray:
-    (path,) = glob.glob(os.path.join(REF, f"{stem}_output.*.f64"))
-    shape = [int(d) for d in os.path.basename(path).split(".")[1].split("x")]
-    return np.fromfile(path, "<f8").reshape(shape)
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +29,11 @@ def spynet_programs(shared_dir, tmp_path_factory):
     if len(SPYNET) != 28:
         pytest.skip("the real SpyNet files are not in ../shared")
     out = str(tmp_path_factory.mktemp("executorch"))
-    x = _input()
+    x = spynet_input()
     results = {}
     for path, stem in zip(SPYNET, STEMS, strict=True):
         options = ConvertOptions(target="executorch", out_dir=out, inputs=[x],
-                                 expected=[_expected(stem)], expected_label="real Torch7",
+                                 expected=[spynet_expected(stem)], expected_label="real Torch7",
                                  atol=ATOL, rtol=0.0)
         try:
             results[stem] = convert_source(path, options)
@@ -75,7 +63,7 @@ def test_a_damaged_program_is_a_clear_error(spynet_programs, tmp_path):
     damaged = tmp_path / "damaged.pte"
     damaged.write_bytes(data[: len(data) // 3])
     with pytest.raises(UsageError, match="ExecuTorch cannot load this program"):
-        run({"pte": str(damaged)}, [_input()])
+        run({"pte": str(damaged)}, [spynet_input()])
     with pytest.raises(UsageError, match="shape"):
         run({"pte": summary.outputs["pte"]}, [np.zeros((1, 8, 10, 10), np.float32)])
 

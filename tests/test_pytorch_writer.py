@@ -23,7 +23,15 @@ import numpy as np
 import onnx
 import pytest
 from fixtures_onnx import UNREADABLE, backend_models, stored_data
-from fixtures_t7 import REAL_DIR, ROOT, cases, manifest_names
+from fixtures_t7 import (
+    REAL_DIR,
+    ROOT,
+    SPYNET_MODELS,
+    cases,
+    manifest_names,
+    spynet_expected,
+    spynet_input,
+)
 from onnx import helper, numpy_helper
 
 from migrate.core.errors import ConversionError, MigrateError
@@ -44,8 +52,7 @@ from migrate.writers.pytorch.program import generate  # noqa: E402
 from migrate.writers.pytorch.writer import write  # noqa: E402
 
 ATOL = 1e-4
-SPYNET = sorted(glob.glob(os.path.join(REAL_DIR, "spynet", "modelL*.t7")))
-SPYNET_REF = os.path.join(REAL_DIR, "spynet_ref")
+SPYNET = SPYNET_MODELS
 T7_CASES = cases(manifest_names("manifest.txt") + ["misc_lenet_long4"])
 BACKEND = os.path.join(REAL_DIR, "onnx", "backend")
 
@@ -84,25 +91,14 @@ print(json.dumps({"migrate_imported": any(m.split(".")[0] == "migrate" for m in 
 '''
 
 
-def _spynet_input() -> np.ndarray:
-    return np.fromfile(os.path.join(SPYNET_REF, "input_1x8x24x32.f64"), "<f8").reshape(
-        1, 8, 24, 32)
-
-
-def _spynet_expected(stem: str) -> np.ndarray:
-    (path,) = glob.glob(os.path.join(SPYNET_REF, f"{stem}_output.*.f64"))
-    shape = [int(d) for d in os.path.basename(path).split(".")[1].split("x")]
-    return np.fromfile(path, "<f8").reshape(shape)
-
-
 def _torch7_sources():
     """(name, model path, inputs, Torch7's outputs, batch of two): every SpyNet model also
     runs on a batch of two (the stored input and a flipped copy) to show the batch free."""
     found = []
     for path in SPYNET:
         stem = os.path.basename(path)[:-3]
-        x = _spynet_input()
-        found.append((stem, path, [x], [_spynet_expected(stem)], True))
+        x = spynet_input()
+        found.append((stem, path, [x], [spynet_expected(stem)], True))
     for case in T7_CASES:
         found.append((case.name, case.model, case.inputs, case.outputs, False))
     return found
@@ -256,12 +252,12 @@ def test_pytorch_export_writes_a_program_with_a_free_batch(shared_dir, tmp_path)
     program = torch.export.load(str(tmp_path / f"{stem}.pt2"))
     files = {"code": str(tmp_path / f"{stem}.py"), "weights": str(tmp_path / f"{stem}.safetensors"),
              "meta": str(tmp_path / f"{stem}.json")}
-    x = np.concatenate([_spynet_input(), _spynet_input()[..., ::-1]]).astype(np.float32)
+    x = np.concatenate([spynet_input(), spynet_input()[..., ::-1]]).astype(np.float32)
     with torch.inference_mode():
         exported = program.module()(torch.from_numpy(x)).numpy()
     generated = run_generated(files, [x]).outputs[0]
     np.testing.assert_allclose(exported, generated, atol=1e-5)
-    np.testing.assert_allclose(exported[:1], _spynet_expected(stem), atol=ATOL)
+    np.testing.assert_allclose(exported[:1], spynet_expected(stem), atol=ATOL)
 
 
 def test_weights_of_a_mapped_source_are_copied_file_to_file(shared_dir):

@@ -3,12 +3,10 @@ weights) convert; real Caffe2 and onnxruntime reproduce real Torch7's outputs.""
 
 from __future__ import annotations
 
-import glob
 import os
 
-import numpy as np
 import pytest
-from fixtures_t7 import REAL_DIR
+from fixtures_t7 import SPYNET_MODELS, spynet_expected, spynet_input
 
 from migrate.core.passes.optimize import optimize
 from migrate.readers.torch7.reader import read_torch7
@@ -18,20 +16,8 @@ from migrate.verify.compare import compare
 from migrate.writers.caffe2.writer import build_nets, write_caffe2
 from migrate.writers.onnx.writer import write_onnx
 
-SPYNET = os.path.join(REAL_DIR, "spynet")
-REF = os.path.join(REAL_DIR, "spynet_ref")
-MODELS = sorted(glob.glob(os.path.join(SPYNET, "modelL*.t7")))
+MODELS = SPYNET_MODELS
 ATOL = 1e-4
-
-
-def _input() -> np.ndarray:
-    return np.fromfile(os.path.join(REF, "input_1x8x24x32.f64"), "<f8").reshape(1, 8, 24, 32)
-
-
-def _expected(stem: str) -> np.ndarray:
-    (path,) = glob.glob(os.path.join(REF, f"{stem}_output.*.f64"))
-    shape = [int(d) for d in os.path.basename(path).split(".")[1].split("x")]
-    return np.fromfile(path, "<f8").reshape(shape)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +30,7 @@ def spynet_models(shared_dir):
 @pytest.mark.parametrize("optimized", [False, True], ids=["naive", "optimized"])
 def test_all_28_real_spynet_models_match_in_caffe2(spynet_models, caffe2_python, tmp_path,
                                                    optimized):
-    x = _input()
+    x = spynet_input()
     jobs = []
     for path in spynet_models:
         stem = os.path.basename(path)[:-3]
@@ -57,16 +43,16 @@ def test_all_28_real_spynet_models_match_in_caffe2(spynet_models, caffe2_python,
     run_caffe2_jobs(caffe2_python, [job for _, job in jobs])
     for stem, job in jobs:
         assert job.error is None, f"{stem}: {job.error}"
-        result = compare(job.outputs, [_expected(stem)], atol=ATOL, rtol=0)
+        result = compare(job.outputs, [spynet_expected(stem)], atol=ATOL, rtol=0)
         assert result.passed, f"{stem}: {result.describe()}"
 
 
 @pytest.mark.parametrize("path", MODELS, ids=[os.path.basename(p) for p in MODELS])
 def test_real_spynet_model_matches_in_onnxruntime(path, spynet_models, tmp_path):
     stem = os.path.basename(path)[:-3]
-    x = _input()
+    x = spynet_input()
     written = write_onnx(read_torch7(path, [x.shape]).model, str(tmp_path), stem)
-    result = compare(run_onnx(written["onnx"], [x]), [_expected(stem)], atol=ATOL, rtol=0)
+    result = compare(run_onnx(written["onnx"], [x]), [spynet_expected(stem)], atol=ATOL, rtol=0)
     assert result.passed, result.describe()
 
 

@@ -19,7 +19,14 @@ import numpy as np
 import onnx
 import pytest
 from fixtures_onnx import light_data
-from fixtures_t7 import REAL_DIR, cases, manifest_names
+from fixtures_t7 import (
+    REAL_DIR,
+    SPYNET_MODELS,
+    cases,
+    manifest_names,
+    spynet_expected,
+    spynet_input,
+)
 from onnx import helper, numpy_helper
 
 from migrate.core.errors import ConversionError
@@ -32,8 +39,7 @@ from migrate.verify.compare import compare
 
 ATOL = RTOL = 1e-4
 T7_CASES = cases(manifest_names("manifest.txt") + ["misc_lenet_long4"])
-SPYNET = sorted(glob.glob(os.path.join(REAL_DIR, "spynet", "modelL*.t7")))
-SPYNET_REF = os.path.join(REAL_DIR, "spynet_ref")
+SPYNET = SPYNET_MODELS
 LIGHT = sorted(glob.glob(os.path.join(REAL_DIR, "onnx", "backend", "light", "*.onnx")))
 T7_IDS = [c.name for c in T7_CASES] + [os.path.basename(p)[:-3] for p in SPYNET]
 LIGHT_IDS = [os.path.basename(p)[:-5] for p in LIGHT]
@@ -73,10 +79,7 @@ def tensorflow():
 # -- the models ---------------------------------------------------------------------------
 
 def _spynet_data(name: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    x = np.fromfile(os.path.join(SPYNET_REF, "input_1x8x24x32.f64"), "<f8").reshape(1, 8, 24, 32)
-    (path,) = glob.glob(os.path.join(SPYNET_REF, f"{name}_output.*.f64"))
-    shape = [int(d) for d in os.path.basename(path).split(".")[1].split("x")]
-    return [x], [np.fromfile(path, "<f8").reshape(shape)]
+    return [spynet_input()], [spynet_expected(name)]
 
 
 def _t7_models() -> list[tuple[str, str, list[np.ndarray], list[np.ndarray]]]:
