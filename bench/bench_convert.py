@@ -44,14 +44,6 @@ def _median_time(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-def _ensure(path: str, make) -> str:
-    if not os.path.exists(path):
-        print(f"writing {path} ...", flush=True)
-        t7write.save(path + ".partial", make())
-        os.replace(path + ".partial", path)
-    return path
-
-
 def _warm(path: str) -> None:
     with open(path, "rb") as fh:
         while fh.read(16 << 20):
@@ -176,7 +168,7 @@ def exported_net_speed(workdir: str, caffe2_python: str) -> dict:
     }
     jobs = {}
     for name, (make, shape) in cases.items():
-        path = _ensure(os.path.join(workdir, f"{name}.t7"), make)
+        path = t7write.ensure(os.path.join(workdir, f"{name}.t7"), make)
         x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
         for optimized in (False, True):
             model = read_torch7(path, [shape]).model
@@ -211,7 +203,7 @@ def main() -> None:
     os.makedirs(args.workdir, exist_ok=True)
     from migrate.runtimes.caffe2.side import find_caffe2_python
 
-    vgg = _ensure(os.path.join(args.workdir, "vgg16.t7"), models.vgg16)
+    vgg = t7write.ensure(os.path.join(args.workdir, "vgg16.t7"), models.vgg16)
     size = os.path.getsize(vgg)
     _warm(vgg)
     results = {

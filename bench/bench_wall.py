@@ -42,14 +42,6 @@ def _timed(command: str, cwd: str) -> tuple[float, float, float]:
     return wall, user + system, user
 
 
-def _ensure(path: str, make) -> str:
-    if not os.path.exists(path):
-        print(f"writing {path} ...", flush=True)
-        t7write.save(path + ".partial", make())
-        os.replace(path + ".partial", path)
-    return path
-
-
 def _load() -> str:
     with open("/proc/loadavg") as fh:
         one, five, fifteen = fh.read().split()[:3]
@@ -128,8 +120,8 @@ def main() -> None:
     os.makedirs(args.workdir, exist_ok=True)
     subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(ROOT, "migrate"),
                     os.path.join(ROOT, "readers"), os.path.join(ROOT, "writers")], check=False)
-    big = _ensure(os.path.join(args.workdir, "vgg16.t7"), models.vgg16)
-    small = _ensure(os.path.join(args.workdir, "vgg16_small.t7"),
+    big = t7write.ensure(os.path.join(args.workdir, "vgg16.t7"), models.vgg16)
+    small = t7write.ensure(os.path.join(args.workdir, "vgg16_small.t7"),
                     lambda: models.vgg16(width=0.7, hidden=300))  # ~10x smaller weights
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python "
           f"{platform.python_version()}; before: {_load()}")

@@ -9,6 +9,7 @@ torchfile as an independent reader, exactly like the original.
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -206,3 +207,12 @@ def identity() -> TorchObject:
 
 def cadd_table() -> TorchObject:
     return _module("nn.CAddTable", inplace=False)
+
+
+def ensure(path: str, make) -> str:
+    """Write `make()`'s module tree to `path` once (atomically); later runs reuse it."""
+    if not os.path.exists(path):
+        print(f"writing {path} ...", flush=True)
+        save(path + ".partial", make())
+        os.replace(path + ".partial", path)
+    return path

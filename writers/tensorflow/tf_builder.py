@@ -59,11 +59,24 @@ def _pads(a: dict) -> str:
     return a["padding"]
 
 
-def _conv(op: Op, x, k, b):
-    a = op.attrs
-    y = tf.nn.conv2d(x, k, strides=[1, *a["stride"], 1], padding=_pads(a),
-                     dilations=[1, *a["dilation"], 1])
-    return y if b is None else tf.nn.bias_add(y, b)
+def _convolution(conv):
+    """CONV_2D / CONV_3D: the same attributes, tf.nn.conv2d or tf.nn.conv3d."""
+    def run(op: Op, x, k, b):
+        a = op.attrs
+        y = conv(x, k, strides=[1, *a["stride"], 1], padding=_pads(a),
+                 dilations=[1, *a["dilation"], 1])
+        return y if b is None else tf.nn.bias_add(y, b)
+    return run
+
+
+def _transposed(conv_transpose):
+    """TRANSPOSE_CONV / CONV_3D_TRANSPOSE: tf.nn.conv2d_transpose or conv3d_transpose."""
+    def run(op: Op, x, k, b):
+        a = op.attrs
+        y = conv_transpose(x, k, output_shape=list(a["output_shape"]),
+                           strides=[1, *a["stride"], 1], padding=_pads(a))
+        return y if b is None else tf.nn.bias_add(y, b)
+    return run
 
 
 def _depthwise(op: Op, x, k, b):
@@ -72,27 +85,6 @@ def _depthwise(op: Op, x, k, b):
     kernel = tf.reshape(k, (kh, kw, total // a["multiplier"], a["multiplier"]))
     y = tf.nn.depthwise_conv2d(x, kernel, strides=[1, *a["stride"], 1], padding=_pads(a),
                                dilations=a["dilation"])
-    return y if b is None else tf.nn.bias_add(y, b)
-
-
-def _deconv(op: Op, x, k, b):
-    a = op.attrs
-    y = tf.nn.conv2d_transpose(x, k, output_shape=list(a["output_shape"]),
-                               strides=[1, *a["stride"], 1], padding=_pads(a))
-    return y if b is None else tf.nn.bias_add(y, b)
-
-
-def _conv_3d(op: Op, x, k, b):
-    a = op.attrs
-    y = tf.nn.conv3d(x, k, strides=[1, *a["stride"], 1], padding=_pads(a),
-                     dilations=[1, *a["dilation"], 1])
-    return y if b is None else tf.nn.bias_add(y, b)
-
-
-def _deconv_3d(op: Op, x, k, b):
-    a = op.attrs
-    y = tf.nn.conv3d_transpose(x, k, output_shape=list(a["output_shape"]),
-                               strides=[1, *a["stride"], 1], padding=_pads(a))
     return y if b is None else tf.nn.bias_add(y, b)
 
 
@@ -145,12 +137,12 @@ _DTYPES = {"float32": tf.float32, "int32": tf.int32, "int64": tf.int64, "bool": 
 
 # kind -> fn(op, *inputs) -> output(s); shape/axis/perm inputs are taken from attrs
 _OPS: dict[str, Callable[..., Any]] = {
-    "CONV_2D": _conv,
+    "CONV_2D": _convolution(tf.nn.conv2d),
     "DEPTHWISE_CONV_2D": _depthwise,
-    "TRANSPOSE_CONV": _deconv,
+    "TRANSPOSE_CONV": _transposed(tf.nn.conv2d_transpose),
     "FULLY_CONNECTED": _dense,
-    "CONV_3D": _conv_3d,
-    "CONV_3D_TRANSPOSE": _deconv_3d,
+    "CONV_3D": _convolution(tf.nn.conv3d),
+    "CONV_3D_TRANSPOSE": _transposed(tf.nn.conv3d_transpose),
     "BATCH_NORM": _batch_norm,
     "MAX_POOL_2D": _pool(tf.nn.max_pool2d),
     "AVERAGE_POOL_2D": _pool(tf.nn.avg_pool2d),

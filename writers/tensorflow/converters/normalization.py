@@ -82,6 +82,22 @@ def _lrn_formula(ctx, x, size, alpha, beta, bias):
     return ctx.emit("MUL", [x, scale], x.shape, hint="lrn")
 
 
+def _standardize(ctx, x, axes: list[int], eps: float):
+    """(x - mean) / sqrt(var + eps) over `axes` of the (already permuted) tensor x."""
+    shape = x.shape
+    reduced = tuple(1 if j in axes else d for j, d in enumerate(shape))
+    axes_t = ctx.int32s(axes, "axes")
+    mean = ctx.emit("MEAN", [x, axes_t], reduced, hint="mean", keep_dims=True, axes=tuple(axes))
+    centred = ctx.emit("SUB", [x, mean], shape, hint="centred")
+    square = ctx.emit("MUL", [centred, centred], shape, hint="square")
+    var = ctx.emit("MEAN", [square, axes_t], reduced, hint="var", keep_dims=True,
+                   axes=tuple(axes))
+    var = ctx.emit("ADD", [var, ctx.const(np.asarray(eps, np.float32), "epsilon")], reduced,
+                   hint="var")
+    return ctx.emit("MUL", [centred, ctx.emit("RSQRT", [var], reduced, hint="inv_std")], shape,
+                    hint="normalized")
+
+
 @op_lowering("InstanceNormalization")
 def instance_normalization(ctx, node):
     value = node.inputs[0]
@@ -91,18 +107,7 @@ def instance_normalization(ctx, node):
     eps = node.attributes.get_float("epsilon", 1e-5)
     x, perm = ctx.permutation(value)
     shape = x.shape
-    axes = sorted(perm.index(a) for a in range(2, rank))
-    reduced = tuple(1 if j in axes else d for j, d in enumerate(shape))
-    axes_t = ctx.int32s(axes, "axes")
-    mean = ctx.emit("MEAN", [x, axes_t], reduced, hint="mean", keep_dims=True, axes=tuple(axes))
-    centred = ctx.emit("SUB", [x, mean], shape, hint="centred")
-    square = ctx.emit("MUL", [centred, centred], shape, hint="square")
-    var = ctx.emit("MEAN", [square, axes_t], reduced, hint="var", keep_dims=True,
-                   axes=tuple(axes))
-    inv = ctx.emit("RSQRT", [ctx.emit("ADD", [var, ctx.const(np.asarray(eps, np.float32),
-                                                             "epsilon")], reduced, hint="var")],
-                   reduced, hint="inv_std")
-    y = ctx.emit("MUL", [centred, inv], shape, hint="normalized")
+    y = _standardize(ctx, x, sorted(perm.index(a) for a in range(2, rank)), eps)
     broadcast = [1] * rank
     broadcast[perm.index(1)] = -1
     gamma = ctx.const(scale.astype(np.float32).reshape(broadcast), "gamma", "gamma")
@@ -122,18 +127,7 @@ def layer_normalization(ctx, node):
     eps = node.attributes.get_float("epsilon", 1e-5)
     x, perm = ctx.permutation(value)
     shape = x.shape
-    axes = sorted(perm.index(a) for a in range(axis, rank))
-    reduced = tuple(1 if j in axes else d for j, d in enumerate(shape))
-    axes_t = ctx.int32s(axes, "axes")
-    mean = ctx.emit("MEAN", [x, axes_t], reduced, hint="mean", keep_dims=True, axes=tuple(axes))
-    centred = ctx.emit("SUB", [x, mean], shape, hint="centred")
-    square = ctx.emit("MUL", [centred, centred], shape, hint="square")
-    var = ctx.emit("MEAN", [square, axes_t], reduced, hint="var", keep_dims=True,
-                   axes=tuple(axes))
-    var = ctx.emit("ADD", [var, ctx.const(np.asarray(eps, np.float32), "epsilon")], reduced,
-                   hint="var")
-    y = ctx.emit("MUL", [centred, ctx.emit("RSQRT", [var], reduced, hint="inv_std")], shape,
-                 hint="normalized")
+    y = _standardize(ctx, x, sorted(perm.index(a) for a in range(axis, rank)), eps)
     for index, role, kind in ((1, "gamma", "MUL"), (2, "beta", "ADD")):
         if len(node.inputs) <= index or node.inputs[index] is None:
             continue

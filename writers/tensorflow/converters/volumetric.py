@@ -41,21 +41,15 @@ def window_geometry(ctx, node, kernel):
     return strides, dilations, list(begin), ends, list(out_sizes)
 
 
-def _block_diagonal(weight: np.ndarray, group: int, transposed: bool) -> np.ndarray:
-    """A grouped kernel as one dense kernel with zeros between the groups."""
+def _block_diagonal(weight: np.ndarray, group: int) -> np.ndarray:
+    """A grouped kernel as one dense kernel with zeros between the groups. The same for
+    both layouts: (C_out, C_in / g, ...) and, transposed, (C_in, C_out / g, ...): the
+    first axis is split into the groups, the second widened to all of them."""
     if group == 1:
         return weight
-    if transposed:  # (C_in, C_out / g, ...)
-        c_in, per_group = weight.shape[:2]
-        dense = np.zeros((c_in, per_group * group, *weight.shape[2:]), np.float32)
-        step = c_in // group
-        for g in range(group):
-            dense[g * step:(g + 1) * step, g * per_group:(g + 1) * per_group] = \
-                weight[g * step:(g + 1) * step]
-        return dense
-    n_out, per_group = weight.shape[:2]
-    dense = np.zeros((n_out, per_group * group, *weight.shape[2:]), np.float32)
-    step = n_out // group
+    rows, per_group = weight.shape[:2]
+    dense = np.zeros((rows, per_group * group, *weight.shape[2:]), np.float32)
+    step = rows // group
     for g in range(group):
         dense[g * step:(g + 1) * step, g * per_group:(g + 1) * per_group] = \
             weight[g * step:(g + 1) * step]
@@ -72,7 +66,7 @@ def _weights(ctx, node):
 
 def conv_3d(ctx, node) -> None:
     weight, bias = _weights(ctx, node)
-    weight = _block_diagonal(weight, node.attributes.get_int("group", 1), transposed=False)
+    weight = _block_diagonal(weight, node.attributes.get_int("group", 1))
     kernel = list(weight.shape[2:])
     strides, dilations, begin, ends, out_sizes = window_geometry(ctx, node, kernel)
     x = ctx.channels_last(node.inputs[0], "3-D convolution needs channels last")
@@ -97,7 +91,7 @@ def conv_transpose_3d(ctx, node) -> None:
     zeros past them (output_padding), then the bias over the whole output."""
     weight, bias = _weights(ctx, node)
     group = node.attributes.get_int("group", 1)
-    weight = _block_diagonal(weight, group, transposed=True)
+    weight = _block_diagonal(weight, group)
     spatial = 3
     strides = list(node.attributes.get_ints("strides", [1] * spatial))
     dilations = list(node.attributes.get_ints("dilations", [1] * spatial))
