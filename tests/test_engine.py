@@ -286,17 +286,75 @@ def test_batch_mixes_formats_and_never_writes_sources(tmp_path, shared_dir):
     assert "## By source format" in open(out / "report.md").read()
 
 
-def test_conversion_and_verification_never_write_sources(tmp_path, shared_dir):
-    source = tmp_path / "squeezenet.onnx"
-    source.write_bytes(open(os.path.join(LIGHT, "light_squeezenet.onnx"), "rb").read())
-    before = sha(str(source))
+def _caffe2_pair(folder) -> list[str]:
+    """A Caffe2 source: LeNet written by the Caffe2 writer (no verification needed)."""
+    lenet = os.path.join(PROJECT_FIXTURES, "torch7", "a_lenet_float.t7")
+    made = run(lenet, "--to", "caffe2", "-o", str(folder), "--no-verify")
+    assert made.returncode == 0, made.stderr
+    return [str(folder / "a_lenet_float_init_net.pb"),
+            str(folder / "a_lenet_float_predict_net.pb")]
+
+
+def _sources(kind: str, folder) -> list[str]:
+    """Copies of one source of each kind, in `folder` (the originals stay out of reach)."""
+    if kind == "caffe2":
+        return _caffe2_pair(folder / "made")
+    originals = {
+        "onnx": [os.path.join(LIGHT, "light_squeezenet.onnx")],
+        "caffe": [os.path.join(REAL_DIR, "caffe", "mtcnn", f"det1.{ext}")
+                  for ext in ("prototxt", "caffemodel")],
+    }[kind]
+    copies = []
+    for path in originals:
+        copy = folder / os.path.basename(path)
+        copy.write_bytes(open(path, "rb").read())
+        copies.append(str(copy))
+    return copies
+
+
+@pytest.mark.parametrize("kind", ["onnx", "caffe", "caffe2"])
+def test_conversion_and_verification_never_write_sources(kind, tmp_path, shared_dir):
+    """Some converters rewrite the user's model in place; this one never writes a source,
+    whichever reader takes it (PyTorch sources: test_pytorch_reader.py)."""
+    sources = _sources(kind, tmp_path)
+    shape = ["--input-shape", "1x3x12x12"] if kind == "caffe" else []
+    before = [sha(p) for p in sources]
     for target in ("onnx", "caffe2"):
-        result = run(str(source), "--to", target, "-o", str(tmp_path / target), "--report")
+        result = run(*sources, *shape, "--to", target, "-o", str(tmp_path / target), "--report")
         assert result.returncode in (0, 1), result.stderr
-        assert sha(str(source)) == before
-    check = run("verify", str(source), str(tmp_path / "onnx" / "squeezenet.onnx"))
+        assert [sha(p) for p in sources] == before
+    (converted,) = [f for f in os.listdir(tmp_path / "onnx") if f.endswith(".onnx")]
+    check = run("verify", *sources, str(tmp_path / "onnx" / converted), *shape)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert sha(str(source)) == before
+    assert [sha(p) for p in sources] == before
+
+
+def test_a_guessed_input_size_must_fit_the_flattening_reshape(tmp_path):
+    """A Caffe2 LeNet's first layer says 1 channel, not the size; the reshape before its
+    FC takes 256 values, which only 28x28 gives. A reshape whose element count cannot
+    match is an error when the graph is built (core), so the guess moves on instead of
+    writing a model that fails when run; verified against the pair in real Caffe2."""
+    sources = _caffe2_pair(tmp_path / "made")
+    result = run(*sources, "--to", "onnx", "-o", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "input shape 1x1x28x28 inferred" in result.stdout
+    assert "Caffe2 (real runtime)" in result.stdout and "OK" in result.stdout
+
+
+def test_a_reshape_that_cannot_fit_is_a_clear_error(tmp_path):
+    bad = helper.make_model(helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])], "bad",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        [helper.make_tensor("shape", onnx.TensorProto.INT64, [2], [1, 50])]),
+        opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "bad.onnx"
+    onnx.save(bad, str(path))
+    result = run(str(path), "--to", "onnx", "-o", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reshape [1, 3, 4, 4] (48 values) to [1, 50]" in lines[0]
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
 
 
 def test_verify_takes_a_savedmodel_folder(tmp_path):

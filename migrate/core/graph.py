@@ -114,6 +114,8 @@ class GraphBuilder:
             out.name = self.unique_name(base)
         self.graph.append(node)
         infer_node(node)
+        if op_type == "Reshape":
+            check_reshape(node)
         for out in node.outputs:
             check_size(out)
         return node.outputs[0]
@@ -164,6 +166,29 @@ def check_size(value: ir.Value, what: str = "its output") -> None:
             f"{what} of shape {list(value.shape)} would need {nbytes / 1e9:,.1f} GB, over "
             f"the {MAX_TENSOR_BYTES >> 30} GiB one tensor may take (a damaged size field, or "
             "pass a smaller --input-shape)")
+
+
+def check_reshape(node: ir.Node) -> None:
+    """A Reshape whose element count cannot match its input's is an error here, whichever
+    reader made it: ONNX's inference lets it through (it fails only when run). `elements`
+    (input values, values the target shape takes) tells a guessed input size how far off
+    it is."""
+    data, target = node.inputs[0], node.inputs[1]
+    if data is None or target is None or target.const_value is None or data.shape is None \
+            or not all(isinstance(d, int) for d in data.shape):
+        return
+    dims = [int(d) for d in target.const_value.numpy().reshape(-1)]
+    allow_zero = node.attributes.get_int("allowzero", 0)
+    if not allow_zero:  # 0 copies the input's dimension at that index
+        dims = [data.shape[i] if d == 0 and i < len(data.shape) else d
+                for i, d in enumerate(dims)]
+    have = math.prod(data.shape)
+    fixed = math.prod(d for d in dims if d != -1)
+    if (-1 in dims and fixed and have % fixed) or (-1 not in dims and fixed != have):
+        error = ConversionError(f"cannot reshape {list(data.shape)} ({have:,} values) to "
+                                f"{dims}")
+        error.elements = (have, fixed)
+        raise error
 
 
 def infer_node(node: ir.Node) -> None:

@@ -29,7 +29,7 @@ from migrate.core.errors import (
     UsageError,
 )
 from migrate.core.formats.onnx import SOURCE_CLASS, SOURCE_PATH, layer_key
-from migrate.core.graph import IR_VERSION, OPSET, static_shape
+from migrate.core.graph import IR_VERSION, OPSET, check_reshape, node_origin, static_shape
 from migrate.core.model import InputInfo, ReadOptions, SourceModel
 from migrate.core.passes.fold import fold_constants
 from migrate.readers.onnx.loader import load_onnx
@@ -94,6 +94,7 @@ def _read(path: str, options: ReadOptions) -> SourceModel:
     if folded:
         notes.append(f"{folded} constant or shape computations folded")
     _outputs_have_producers(model.graph)
+    _check_reshapes(model.graph)
     inputs = [InputInfo(v.name, list(static_shape(v)), dtype=_dtype_name(v),
                         layout="NCHW" if v.shape is not None and len(v.shape) == 4 else "")
               for v in model.graph.inputs]
@@ -228,6 +229,17 @@ def _fix_inputs(proto: onnx.ModelProto, shapes: Sequence[Sequence[int]] | None) 
             note.append(f"{value.name}: {', '.join(symbolic)} = 1")
     return ("symbolic input dimensions set (" + "; ".join(note) + "; --input-shape to choose)"
             ) if note else ""
+
+
+def _check_reshapes(graph: ir.Graph) -> None:
+    """A reshape that cannot fit its input fails here, naming the node, not in a runtime."""
+    for node in graph:
+        if node.op_type == "Reshape":
+            try:
+                check_reshape(node)
+            except MigrateError as exc:
+                exc.where = exc.where or node_origin(node)
+                raise
 
 
 def _outputs_have_producers(graph: ir.Graph) -> None:
