@@ -6,6 +6,7 @@ import argparse
 
 from migrate import __version__
 from migrate.cli.options import (
+    add_output_options,
     add_source_options,
     add_target_options,
     add_verify_options,
@@ -45,19 +46,11 @@ def parser() -> argparse.ArgumentParser:
     sources = ", ".join(s.name for s in READERS.all())
     p.add_argument("model", nargs="+", metavar="MODEL",
                    help=f"the model's file(s), any order ({sources})")
-    p.add_argument("-o", "--output-dir", default=".", metavar="DIR",
-                   help="where to write the converted files (default: current folder)")
     targets = "\n".join(f"  {w.name:<10} {w.outputs}" for w in WRITERS.all())
-    p.add_argument("--to", default="caffe2", metavar="TARGET",
-                   help=f"target format (default: caffe2):\n{targets}")
-    p.add_argument("--no-verify", action="store_true",
-                   help="skip running the written model and comparing its outputs")
-    p.add_argument("--no-optimize", action="store_true",
-                   help="export one op per layer: no BatchNorm/scale folding, no removal of\n"
-                        "identity ops, no in-place activations")
-    p.add_argument("--report", action="store_true",
-                   help="write MODEL.report.html and MODEL.report.json (layer-by-layer\n"
-                        "comparison, graph, error histogram, fix-ups) and print the table")
+    add_output_options(
+        p, to_help=f"target format (default: caffe2):\n{targets}",
+        report_help="write MODEL.report.html and MODEL.report.json (layer-by-layer\n"
+                    "comparison, graph, error histogram, fix-ups) and print the table")
     add_source_options(p)
     add_verify_options(p)
     add_target_options(p)

@@ -52,6 +52,19 @@ def new_parser(prog: str, description: str) -> Parser:
                   formatter_class=argparse.RawTextHelpFormatter)
 
 
+def add_output_options(p: argparse.ArgumentParser, to_help: str, report_help: str) -> None:
+    """Where and how a conversion writes: the same for every command that converts."""
+    p.add_argument("-o", "--output-dir", default=".", metavar="DIR",
+                   help="where to write the converted files (default: current folder)")
+    p.add_argument("--to", default="caffe2", metavar="TARGET", help=to_help)
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip running the written model and comparing its outputs")
+    p.add_argument("--no-optimize", action="store_true",
+                   help="export one op per layer: no BatchNorm/scale folding, no removal of\n"
+                        "identity ops, no in-place activations")
+    p.add_argument("--report", action="store_true", help=report_help)
+
+
 def add_source_options(p: argparse.ArgumentParser) -> None:
     """How to read a source model, whatever its format."""
     p.add_argument("--input-shape", metavar="SHAPE",

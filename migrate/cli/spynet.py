@@ -8,6 +8,7 @@ import re
 
 from migrate import __version__
 from migrate.cli.options import (
+    add_output_options,
     add_target_options,
     add_verify_options,
     new_parser,
@@ -54,22 +55,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--input-shape", action="append", default=[], metavar="SHAPE",
                    help="the images' shape Nx3xHxW, once for both or once per image\n"
                         "(default: the --input images' shape)")
-    p.add_argument("-o", "--output-dir", default=".", metavar="DIR",
-                   help="where to write the converted files (default: current folder)")
-    p.add_argument("--to", default="caffe2", metavar="TARGET",
-                   help="target format (default: caffe2); see `migrate formats`")
+    add_output_options(
+        p, to_help="target format (default: caffe2); see `migrate formats`",
+        report_help="write STEM.report.html and .json (every level's steps compared)\n"
+                    "and print the layer-by-layer table")
     p.add_argument("--warp", choices=WARP_CHOICES, default="auto",
                    help="how the warp is written: one GridSample (a sampler; Caffe2 gets its\n"
                         "exact Gather construction), or the CUDA kernel's arithmetic with\n"
                         "Gather; auto (default): GridSample, Gather where the target's\n"
                         "writer has no GridSample")
-    p.add_argument("--no-verify", action="store_true",
-                   help="skip running the written network and comparing its outputs")
-    p.add_argument("--no-optimize", action="store_true",
-                   help="export one op per layer (no in-place activations, no fast engines)")
-    p.add_argument("--report", action="store_true",
-                   help="write STEM.report.html and .json (every level's steps compared)\n"
-                        "and print the layer-by-layer table")
     p.add_argument("--max-bytes", type=size, default=DEFAULT_MAX_BYTES, metavar="SIZE",
                    help="refuse level files declaring more tensor data than this (default 64G)")
     p.add_argument("--debug", action="store_true", help="show a traceback on errors")
