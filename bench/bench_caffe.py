@@ -40,6 +40,7 @@ from bench.bench_convert import (  # noqa: E402
     _warm_interpreter,
     drop_caches,
     io_floor_once,
+    timed_migrate,
 )
 
 # (name, output channels) per convolution block; "M" = 2x2 max pooling
@@ -180,20 +181,6 @@ def reading(weights: str) -> dict:
             "speedup": protobuf_s / ours_s}
 
 
-_LAUNCHER = """
-import os, subprocess, sys, time
-python, out, *args = sys.argv[1:]
-start = time.perf_counter()
-proc = subprocess.Popen([python, "-m", "migrate.cli", *args, "--no-verify", "-o", out],
-                        stdout=subprocess.DEVNULL)
-_, status, usage = os.wait4(proc.pid, 0)
-wall = time.perf_counter() - start
-if status:
-    sys.exit("migrate failed")
-print(wall, usage.ru_maxrss * 1024)
-"""
-
-
 _IN_PROCESS = """
 import sys, time
 net, weights, target, out = sys.argv[1:5]
@@ -216,14 +203,9 @@ def end_to_end(net: str, weights: str, target: str, workdir: str, cold: bool,
         if cold:
             drop_caches()
         _warm_interpreter()
-        # a small launcher reports the child's wall time and peak RSS (Linux counts a
-        # forking parent's resident memory into its child's ru_maxrss)
-        report = subprocess.run(
-            [sys.executable, "-c", _LAUNCHER, sys.executable, out, net, weights,
-             "--to", target], cwd=ROOT, check=True, capture_output=True, text=True).stdout
-        wall, peak = (float(v) for v in report.split())
+        wall, peak = timed_migrate(out, net, weights, "--to", target)
         walls.append(wall)
-        peaks.append(int(peak))
+        peaks.append(peak)
         # the same conversion in a process that has imported everything already: the
         # work itself, without interpreter start-up and imports
         shutil.rmtree(out, ignore_errors=True)

@@ -22,46 +22,26 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench import models  # noqa: E402
+from bench import models, t7write  # noqa: E402
 from bench.bench_convert import (  # noqa: E402
     _byte_compile,
-    _ensure,
     _warm,
     _warm_interpreter,
     drop_caches,
     io_floor_once,
+    timed_migrate,
 )
-
-# A small launcher starts migrate and reports its wall time and peak RSS (Linux counts a
-# forking parent's resident memory into the child's ru_maxrss, so this benchmark process
-# must not be the direct parent).
-_LAUNCHER = """
-import os, subprocess, sys, time
-python, model, out, target = sys.argv[1:5]
-start = time.perf_counter()
-proc = subprocess.Popen([python, "-m", "migrate.cli", model, "--to", target, "--no-verify",
-                         "--input-shape", "1x3x224x224", "-o", out], stdout=subprocess.DEVNULL)
-_, status, usage = os.wait4(proc.pid, 0)
-wall = time.perf_counter() - start
-if status:
-    sys.exit("migrate failed")
-print(wall, usage.ru_maxrss * 1024)
-"""
 
 
 def _convert(path: str, out: str, target: str) -> tuple[float, int]:
     shutil.rmtree(out, ignore_errors=True)  # no old output to delete on the clock
-    report = subprocess.run([sys.executable, "-c", _LAUNCHER, sys.executable, path, out, target],
-                            cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    wall, peak = report.split()
-    return float(wall), int(peak)
+    return timed_migrate(out, path, "--to", target, "--input-shape", "1x3x224x224")
 
 
 def measure(path: str, workdir: str, cold: bool, rounds: int) -> dict:
@@ -97,7 +77,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     args = p.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
-    vgg = _ensure(os.path.join(args.workdir, "vgg16.t7"), models.vgg16)
+    vgg = t7write.ensure(os.path.join(args.workdir, "vgg16.t7"), models.vgg16)
     size = os.path.getsize(vgg)
     _byte_compile()
     # the weights the Caffe file holds (what its size is mostly made of)

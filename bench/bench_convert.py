@@ -120,16 +120,26 @@ def _warm_interpreter() -> None:
 
 _LAUNCHER = """
 import os, subprocess, sys, time
-python, model, out = sys.argv[1:4]
+python, out, *args = sys.argv[1:]
 start = time.perf_counter()
-proc = subprocess.Popen([python, "-m", "migrate.cli", model, "--no-verify",
-                         "--input-shape", "1x3x224x224", "-o", out], stdout=subprocess.DEVNULL)
+proc = subprocess.Popen([python, "-m", "migrate.cli", *args, "--no-verify", "-o", out],
+                        stdout=subprocess.DEVNULL)
 _, status, usage = os.wait4(proc.pid, 0)
 wall = time.perf_counter() - start
 if status:
     sys.exit("migrate failed")
 print(wall, usage.ru_maxrss * 1024)
 """
+
+
+def timed_migrate(out: str, *args: str) -> tuple[float, int]:
+    """Wall time and peak RSS of `migrate ARGS --no-verify -o OUT`, started by a small
+    launcher process: Linux counts a forking parent's resident memory into the child's
+    ru_maxrss, so the (large) benchmark process must not be the direct parent."""
+    report = subprocess.run([sys.executable, "-c", _LAUNCHER, sys.executable, out, *args],
+                            cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    wall, peak = report.split()
+    return float(wall), int(peak)
 
 
 def end_to_end(path: str, workdir: str, cold: bool, rounds: int = 5) -> dict:
@@ -142,15 +152,9 @@ def end_to_end(path: str, workdir: str, cold: bool, rounds: int = 5) -> dict:
         if cold:
             drop_caches()
         _warm_interpreter()
-        # A small launcher process starts migrate and reports its wall time and peak
-        # RSS: Linux counts a forking parent's resident memory into the child's
-        # ru_maxrss, so this (large) benchmark process must not be the direct parent.
-        report = subprocess.run(
-            [sys.executable, "-c", _LAUNCHER, sys.executable, path, out],
-            cwd=ROOT, check=True, capture_output=True, text=True).stdout
-        wall, peak = (float(v) for v in report.split())
+        wall, peak = timed_migrate(out, path, "--input-shape", "1x3x224x224")
         walls.append(wall)
-        peaks.append(int(peak))
+        peaks.append(peak)
     return {"wall_s": statistics.median(walls), "peak_rss_bytes": max(peaks),
             "io_floor_s": statistics.median(floors)}
 

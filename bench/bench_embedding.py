@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 
@@ -28,20 +27,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench import t7write  # noqa: E402
-from bench.bench_convert import _byte_compile, _warm, _warm_interpreter, io_floor_once  # noqa: E402
-
-_LAUNCHER = """
-import os, subprocess, sys, time
-python, model, out, target = sys.argv[1:5]
-start = time.perf_counter()
-proc = subprocess.Popen([python, "-m", "migrate.cli", model, "--to", target, "--no-verify",
-                         "--input-shape", "1x64", "-o", out], stdout=subprocess.DEVNULL)
-_, status, usage = os.wait4(proc.pid, 0)
-wall = time.perf_counter() - start
-if status:
-    sys.exit("migrate failed")
-print(wall, usage.ru_maxrss * 1024)
-"""
+from bench.bench_convert import (  # noqa: E402
+    _byte_compile,
+    _warm,
+    _warm_interpreter,
+    io_floor_once,
+    timed_migrate,
+)
 
 
 def bag_of_words(words: int, dims: int, seed: int = 0) -> t7write.TorchObject:
@@ -61,10 +53,7 @@ def bag_of_words(words: int, dims: int, seed: int = 0) -> t7write.TorchObject:
 def convert_once(path: str, out: str, target: str) -> tuple[float, int]:
     shutil.rmtree(out, ignore_errors=True)
     _warm_interpreter()
-    report = subprocess.run([sys.executable, "-c", _LAUNCHER, sys.executable, path, out, target],
-                            cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    wall, peak = report.split()
-    return float(wall), int(peak)
+    return timed_migrate(out, path, "--to", target, "--input-shape", "1x64")
 
 
 def main() -> None:
